@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// InternKit: a Swift-native toolkit for the InternLM2 family. Layout and habits: ../shared/STYLE.md.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "InternKit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "intern", targets: ["InternCLI"]),
+        .library(name: "InternTokenizer", targets: ["InternTokenizer"]),
+        .library(name: "InternChat", targets: ["InternChat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "InternTokenizer", swiftSettings: swiftSettings),
+        .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "InternCLI",
+            dependencies: [
+                "InternTokenizer", "InternChat",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InternTokenizerTests",
+            dependencies: ["InternTokenizer"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
+    ]
+)
