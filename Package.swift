@@ -35,5 +35,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
+        // Runs the built `intern` binary as a user would; depends on it so it is built first.
+        .testTarget(name: "InternCLITests", dependencies: ["InternCLI"], swiftSettings: swiftSettings),
     ]
 )
