@@ -48,8 +48,10 @@ struct BenchTokenizerCommand: ParsableCommand {
                 "{\"bytes\": \(data.count), \"lines\": \(lines.count), \"tokens\": \(tokens), \"seconds\": \(best), "
                     + "\"mb_per_s\": \(megabytes / best), \"ids_fnv1a\": \"\(checksum.hex)\", \"load_seconds\": \(loadSeconds)}")
         } else {
-            print(String(format: "%.1f MB, %d lines, %d tokens: %.3f s, %.2f MB/s, %.0f tokens/s (load %.2f s)",
-                         megabytes, lines.count, tokens, best, megabytes / best, Double(tokens) / best, loadSeconds))
+            print(
+                String(
+                    format: "%.1f MB, %d lines, %d tokens: %.3f s, %.2f MB/s, %.0f tokens/s (load %.2f s)",
+                    megabytes, lines.count, tokens, best, megabytes / best, Double(tokens) / best, loadSeconds))
         }
     }
 

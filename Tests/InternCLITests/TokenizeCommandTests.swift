@@ -14,23 +14,26 @@ import Testing
             """
         let r = try CLIRunner.run(["tokenize", "--tokenizer", model, "--jsonl"], stdin: input)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout == """
-            {"ids": [9843, 328, 2028, 346]}
-            {"ids": [65402, 309, 2048, 650, 1336]}
-            {"ids": [333, 352, 449, 5064, 352, 330, 1008, 364, 6176, 333, 352, 449, 6368, 352, 330]}
+        #expect(
+            r.stdout == """
+                {"ids": [9843, 328, 2028, 346]}
+                {"ids": [65402, 309, 2048, 650, 1336]}
+                {"ids": [333, 352, 449, 5064, 352, 330, 1008, 364, 6176, 333, 352, 449, 6368, 352, 330]}
 
-            """)
+                """)
     }
 
     @Test func bosAndSpecialFlags() throws {
-        let r = try CLIRunner.run(["tokenize", "--tokenizer", model, "--jsonl", "--bos", "--special"],
-                                  stdin: "{\"text\": \"<|im_start|>user\\nhi<|im_end|>\"}\n")
+        let r = try CLIRunner.run(
+            ["tokenize", "--tokenizer", model, "--jsonl", "--bos", "--special"],
+            stdin: "{\"text\": \"<|im_start|>user\\nhi<|im_end|>\"}\n")
         #expect(r.stdout == "{\"ids\": [1, 92543, 1008, 364, 6176, 92542]}\n")
     }
 
     @Test func decodeRoundTrips() throws {
-        let r = try CLIRunner.run(["tokenize", "--tokenizer", model, "--jsonl", "--decode"],
-                                  stdin: "{\"ids\": [9843, 328, 2028, 346, 3, 364]}\n{\"ids\": [92542]}\n")
+        let r = try CLIRunner.run(
+            ["tokenize", "--tokenizer", model, "--jsonl", "--decode"],
+            stdin: "{\"ids\": [9843, 328, 2028, 346, 3, 364]}\n{\"ids\": [92542]}\n")
         #expect(r.stdout == "{\"text\": \"Hello, world!\\u0000\\n\"}\n{\"text\": \"[UNUSED_TOKEN_145]\"}\n")
         let named = try CLIRunner.run(["tokenize", "--tokenizer", model, "--jsonl", "--decode", "--special"], stdin: "{\"ids\": [1, 92542]}\n")
         #expect(named.stdout == "{\"text\": \"<s><|im_end|>\"}\n")
@@ -70,7 +73,10 @@ import Testing
         let messages = dir.appendingPathComponent("messages.json")
         try Data(#"[{"role": "user", "content": "hi"}]"#.utf8).write(to: messages)
         let r = try CLIRunner.run(["template", "--tokenizer", model, "--messages", messages.path, "--json"])
-        #expect(r.stdout == "{\"text\": \"<s><|im_start|>user\\nhi<|im_end|>\\n<|im_start|>assistant\\n\", \"ids\": [1, 92543, 1008, 364, 6176, 92542, 364, 92543, 525, 11353, 364]}\n")
+        #expect(
+            r.stdout
+                == "{\"text\": \"<s><|im_start|>user\\nhi<|im_end|>\\n<|im_start|>assistant\\n\", \"ids\": [1, 92543, 1008, 364, 6176, 92542, 364, 92543, 525, 11353, 364]}\n"
+        )
         try Data(#"[{"role": "user", "content": "hi"},]"#.utf8).write(to: messages)
         let bad = try CLIRunner.run(["template", "--tokenizer", model, "--messages", messages.path])
         #expect(bad.status != 0 && bad.stderr.contains("messages.json: invalid JSON at byte"))

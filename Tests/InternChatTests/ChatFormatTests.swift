@@ -46,10 +46,12 @@ struct TemplateCase: Decodable {
     }
 
     @Test func toolsAndActionsRenderInLMDeployLayout() throws {
-        let tools = try ToolDeclaration.list(json: JSONValue(parsing: """
-            [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-            """))
+        let tools = try ToolDeclaration.list(
+            json: JSONValue(
+                parsing: """
+                    [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+                    """))
         let messages: [ChatMessage] = [
             .system("You are helpful."),
             .user("Weather in 上海?"),
@@ -104,26 +106,34 @@ struct TemplateCase: Decodable {
 
 @Suite struct ChatMessageJSONTests {
     @Test func openAIMessagesAreRead() throws {
-        let json = try JSONValue(parsing: """
-            [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-             {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
-               "function": {"name": "f", "arguments": "{\\"x\\": 1}"}}]},
-             {"role": "tool", "tool_call_id": "c1", "content": "42"}]
-            """)
+        let json = try JSONValue(
+            parsing: """
+                [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                 {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                   "function": {"name": "f", "arguments": "{\\"x\\": 1}"}}]},
+                 {"role": "tool", "tool_call_id": "c1", "content": "42"}]
+                """)
         let messages = try ChatMessage.conversation(json: json)
-        #expect(messages == [
-            .system("s"), .user("ab"),
-            .assistant("", actions: [.plugin(ToolCall(name: "f", parameters: .object([("x", .number("1"))])))]),
-            .environment("42"),
-        ])
+        #expect(
+            messages == [
+                .system("s"), .user("ab"),
+                .assistant("", actions: [.plugin(ToolCall(name: "f", parameters: .object([("x", .number("1"))])))]),
+                .environment("42"),
+            ])
     }
 
     @Test(arguments: [
         (#"[{"content": "x"}]"#, "messages[0].role: missing"),
         (#"[{"role": "robot", "content": "x"}]"#, "messages[0].role: unknown role 'robot' (expected system, user, assistant, environment or tool)"),
         (#"[{"role": "user", "content": 5}]"#, "messages[0].content: expected a string, null or a list of text parts"),
-        (#"[{"role": "user"}, {"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]"#, "messages[1].tool_calls[0].function.name: missing or not a string"),
-        (#"[{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]"#, "messages[0].tool_calls[0].function.arguments: not valid JSON: invalid JSON at byte 1: expected a string key"),
+        (
+            #"[{"role": "user"}, {"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]"#,
+            "messages[1].tool_calls[0].function.name: missing or not a string"
+        ),
+        (
+            #"[{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]"#,
+            "messages[0].tool_calls[0].function.arguments: not valid JSON: invalid JSON at byte 1: expected a string key"
+        ),
         (#"{"role": "user"}"#, "messages: expected a list of messages"),
     ])
     func badMessagesNameTheField(json: String, message: String) throws {
@@ -190,8 +200,9 @@ struct TemplateCase: Decodable {
 
     @Test func unterminatedActionClosesAtEndOfStream() {
         // Generation stops on <|action_end|>, so the stream often ends without it.
-        #expect(Self.parse([Array("ok<|action_start|><|plugin|>\n{\"name\": \"f\", \"arguments\": {\"a\": [1, 2]}}".utf8)])
-            == [.text("ok"), .action(.plugin(ToolCall(name: "f", parameters: .object([("a", .array([.number("1"), .number("2")]))]))))])
+        #expect(
+            Self.parse([Array("ok<|action_start|><|plugin|>\n{\"name\": \"f\", \"arguments\": {\"a\": [1, 2]}}".utf8)])
+                == [.text("ok"), .action(.plugin(ToolCall(name: "f", parameters: .object([("a", .array([.number("1"), .number("2")]))]))))])
     }
 
     @Test func malformedCallsAreReportedNotDropped() {
@@ -203,8 +214,9 @@ struct TemplateCase: Decodable {
         #expect(raw == "{\"name\": \"f\", \"parameters\": {\"a\": }")
         #expect(reason.contains("invalid JSON at byte"))
         #expect(events.last == .text("after"))
-        #expect(Self.parse([Array("<|action_start|><|plugin|>\n[1]<|action_end|>".utf8)])
-            == [.malformedAction(raw: "[1]", reason: "a tool call must be a JSON object")])
+        #expect(
+            Self.parse([Array("<|action_start|><|plugin|>\n[1]<|action_end|>".utf8)])
+                == [.malformedAction(raw: "[1]", reason: "a tool call must be a JSON object")])
         #expect(Self.parse([Array("<|action_start|><|weird|>\n{}<|action_end|>".utf8)]).count == 1)
     }
 }

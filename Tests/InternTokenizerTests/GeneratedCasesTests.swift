@@ -40,7 +40,9 @@ struct LongCases: Decodable {
         for c in cases {
             let got = internLM2Tokenizer.encode(c.text)
             if got != c.ids {
-                Issue.record("[\(c.category)] text \(String(reflecting: c.text.prefix(200)))\n expected \(describe(Array(c.ids.prefix(60)), internLM2Tokenizer))\n got      \(describe(Array(got.prefix(60)), internLM2Tokenizer))")
+                Issue.record(
+                    "[\(c.category)] text \(String(reflecting: c.text.prefix(200)))\n expected \(describe(Array(c.ids.prefix(60)), internLM2Tokenizer))\n got      \(describe(Array(got.prefix(60)), internLM2Tokenizer))"
+                )
             }
             if c.roundtrip { #expect(try internLM2Tokenizer.decode(got) == c.text) }
         }

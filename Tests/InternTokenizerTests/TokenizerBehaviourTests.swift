@@ -14,8 +14,9 @@ import Testing
     }
 
     @Test func specialModeSplitsLeftmostLongestWithoutStrippingSpace() {
-        #expect(tok.encode("<|im_start|>user\nhi<|im_end|>", addBOS: false, parseSpecialTokens: true)
-            == [92543, 1008, 364, 6176, 92542])
+        #expect(
+            tok.encode("<|im_start|>user\nhi<|im_end|>", addBOS: false, parseSpecialTokens: true)
+                == [92543, 1008, 364, 6176, 92542])
         #expect(tok.encode(" <s> ", addBOS: false, parseSpecialTokens: true) == tok.encode(" ") + [1] + tok.encode(" "))
         #expect(tok.encode("<|im_end|><|im_end|>", addBOS: true, parseSpecialTokens: true) == [1, 92542, 92542])
         // A name cut short is ordinary text.
