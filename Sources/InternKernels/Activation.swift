@@ -18,3 +18,17 @@ public func siluMulReference(_ gate: UnsafeMutablePointer<Float>, up: UnsafePoin
         gate[i] = Float(g * (1 / (1 + exp(-g))) * Double(up[i]))
     }
 }
+
+/// x (n) += y (n): the residual connection.
+public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+    let n8 = n & ~7
+    var i = 0
+    while i < n8 {
+        store8(x, i, load8(x, i) + load8(y, i))
+        i += 8
+    }
+    while i < n {
+        x[i] += y[i]
+        i += 1
+    }
+}
