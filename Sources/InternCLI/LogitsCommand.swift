@@ -1,0 +1,56 @@
+// `intern logits`: the logits at every position of given ids, as a float32 NumPy .npy file of shape
+// [T, vocab], computed through the engine's path (KV cache, chunked prefill).
+import ArgumentParser
+import Foundation
+import InternEngine
+import InternModels
+
+struct LogitsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logits",
+        abstract: "Write the logits of every position of token ids to a .npy file."
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Token ids, e.g. 1,2,3.")
+    var ids: String
+
+    @Option(help: "Output .npy file (float32, shape [T, vocab]).")
+    var out: String
+
+    func run() async throws {
+        let tokens = try parseIDs(ids, option: "--ids")
+        let model = try modelOptions.loadModel()
+        let cache = SimpleKVCache(model: model, capacity: tokens.count)
+        var logits = [Float](repeating: 0, count: tokens.count * model.vocabularySize)
+        do {
+            try tokens.withUnsafeBufferPointer { ids in
+                try logits.withUnsafeMutableBufferPointer { try model.forward(ids, cache: cache, allLogits: true, logits: $0.baseAddress!) }
+            }
+        } catch let error as EngineError {
+            throw ValidationError(error.description)
+        }
+        try NumPyFile.float32(logits, shape: [tokens.count, model.vocabularySize]).write(to: URL(fileURLWithPath: out))
+    }
+}
+
+/// NumPy .npy format version 1.0: magic, header length, a Python dict literal padded to 64 bytes, data.
+enum NumPyFile {
+    static func float32(_ values: [Float], shape: [Int]) -> Data {
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let length = UInt16(header.utf8.count)
+        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
+        data.append(contentsOf: Array(header.utf8))
+        values.withUnsafeBufferPointer { buffer in
+            for v in buffer {
+                withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+            }
+        }
+        return data
+    }
+}
