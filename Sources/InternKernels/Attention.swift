@@ -36,7 +36,7 @@ public func attention(
                 var acc = SIMD8<Float>()
                 var d = 0
                 while d < D8 {
-                    acc = acc.addingProduct(load8(q, d), load8(k, d))
+                    acc += load8(q, d) * load8(k, d)
                     d += 8
                 }
                 var s = acc.sum()
@@ -55,7 +55,7 @@ public func attention(
                 let w = SIMD8<Float>(repeating: scores[p])
                 var d = 0
                 while d < D8 {
-                    store8(o, d, load8(o, d).addingProduct(w, load8(v, d)))
+                    store8(o, d, load8(o, d) + w * load8(v, d))
                     d += 8
                 }
                 while d < D {

@@ -4,7 +4,8 @@
 // so no reduction between threads). Per row, the weights are converted to f32 in SIMD8<Float> lanes
 // (AVX2 width) and multiplied into up to 4 tokens at once, so each weight load serves 4 dot products
 // during prefill; decode (T = 1) is a plain dot product per row and is bound by weight bandwidth.
-// Accumulation is f32 in two SIMD8 accumulators per token for instruction-level parallelism; the
+// Products are a separate multiply and add, not `addingProduct`: without an FMA target feature that
+// becomes a libm `fmaf` call per lane. Accumulation is f32 in two SIMD8 accumulators per token for instruction-level parallelism; the
 // column tail (< 8) is scalar. No cache blocking yet: that and wider vectors are issue 4's work.
 // Names: T = tokens, R = rows (output features), C = cols (input features).
 
@@ -49,9 +50,10 @@ enum BF16Loader: WeightLoader {
     @usableFromInline static var stride: Int { 2 }
     @inline(__always) @usableFromInline
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
-        // bf16 is the top half of an f32: widen and shift into place.
-        let raw = base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: raw) &<< 16, to: SIMD8<Float>.self)
+        // bf16 is the top half of an f32: widen and shift into place. Lane by lane, because the generic
+        // `SIMD8<UInt32>(truncatingIfNeeded:)` is not specialized and costs a call per vector.
+        return unsafeBitCast(widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)) &<< 16,
+                             to: SIMD8<Float>.self)
     }
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
@@ -64,15 +66,25 @@ enum F16Loader: WeightLoader {
     @usableFromInline static var stride: Int { 2 }
     @inline(__always) @usableFromInline
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
-        let raw = base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)
-        var out = SIMD8<Float>()
-        for lane in 0..<8 { out[lane] = Float(Float16(bitPattern: raw[lane])) }
-        return out
+        // Integer-only f16 → f32 (no F16C needed): move exponent and mantissa into place and rescale by
+        // 2^112 (which also handles subnormals); infinities and NaNs get the all-ones exponent back.
+        let h = widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self))
+        let magnitude = (h & 0x7FFF) &<< 13
+        var value = unsafeBitCast(magnitude, to: SIMD8<Float>.self) * Float(bitPattern: 0x7780_0000)
+        let special = magnitude .>= SIMD8<UInt32>(repeating: 0x0F80_0000)
+        value.replace(with: unsafeBitCast(magnitude | 0x7F80_0000, to: SIMD8<Float>.self), where: special)
+        return unsafeBitCast(unsafeBitCast(value, to: SIMD8<UInt32>.self) | ((h & 0x8000) &<< 16), to: SIMD8<Float>.self)
     }
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
         Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)))
     }
+}
+
+@inline(__always) @usableFromInline
+func widen(_ v: SIMD8<UInt16>) -> SIMD8<UInt32> {
+    SIMD8<UInt32>(UInt32(v[0]), UInt32(v[1]), UInt32(v[2]), UInt32(v[3]),
+                  UInt32(v[4]), UInt32(v[5]), UInt32(v[6]), UInt32(v[7]))
 }
 
 /// Element `index` of a weight buffer as f32 (slow path for gathers and references).
@@ -149,10 +161,10 @@ private func matMulRows<L: WeightLoader>(
             var c = 0
             while c < C8 {
                 let wv = L.load8(w, c)
-                a0 = a0.addingProduct(wv, load8(x0, c))
-                a1 = a1.addingProduct(wv, load8(x1, c))
-                a2 = a2.addingProduct(wv, load8(x2, c))
-                a3 = a3.addingProduct(wv, load8(x3, c))
+                a0 = a0 + wv * load8(x0, c)
+                a1 = a1 + wv * load8(x1, c)
+                a2 = a2 + wv * load8(x2, c)
+                a3 = a3 + wv * load8(x3, c)
                 c &+= 8
             }
             var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
@@ -175,12 +187,12 @@ private func matMulRows<L: WeightLoader>(
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
             var c = 0
             while c + 16 <= C {
-                a0 = a0.addingProduct(L.load8(w, c), load8(x0, c))
-                a1 = a1.addingProduct(L.load8(w, c &+ 8), load8(x0, c &+ 8))
+                a0 = a0 + L.load8(w, c) * load8(x0, c)
+                a1 = a1 + L.load8(w, c &+ 8) * load8(x0, c &+ 8)
                 c &+= 16
             }
             if c < C8 {
-                a0 = a0.addingProduct(L.load8(w, c), load8(x0, c))
+                a0 = a0 + L.load8(w, c) * load8(x0, c)
                 c &+= 8
             }
             var s = (a0 + a1).sum()

@@ -15,7 +15,7 @@ public func rmsNorm(
     var i = 0
     while i < n8 {
         let v = load8(x, i)
-        acc = acc.addingProduct(v, v)
+        acc += v * v
         i += 8
     }
     var sum = acc.sum()

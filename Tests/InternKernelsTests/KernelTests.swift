@@ -73,6 +73,19 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         }
     }
 
+    @Test func f16LoaderHandlesSubnormalsInfinitiesAndNaN() {
+        let halves: [Float16] = [0, -0.0, 1, -1.5, 65504, -65504, .leastNonzeroMagnitude, 6.1e-5, .leastNormalMagnitude,
+                                 .infinity, -.infinity, 0.333, 3.14, -2.7e-6, 100, 0.1]
+        let bytes = halves.flatMap { h in withUnsafeBytes(of: h.bitPattern.littleEndian) { Array($0) } }
+        var out = [Float](repeating: 0, count: halves.count + 1)
+        let nanBytes = bytes + withUnsafeBytes(of: Float16.nan.bitPattern.littleEndian) { Array($0) }
+        nanBytes.withUnsafeBytes { convertToFloat(&out, from: $0.baseAddress!, type: .f16, offset: 0, count: halves.count + 1) }
+        for (i, h) in halves.enumerated() {
+            #expect(out[i].bitPattern == Float(h).bitPattern, "lane \(i): \(h) → \(out[i])")
+        }
+        #expect(out[halves.count].isNaN)
+    }
+
     @Test(arguments: [1, 7, 8, 31, 64, 2049])
     func rmsNormMatchesReference(n: Int) {
         var random = TestRandom(state: UInt64(n))

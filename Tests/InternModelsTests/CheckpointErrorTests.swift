@@ -96,3 +96,41 @@ import Testing
         }
     }
 }
+
+@Suite struct ConfigurationTests {
+    /// internlm2-chat-1_8b's config.json as published (auto_map and other keys we do not use included).
+    static let published = """
+        {
+          "architectures": ["InternLM2ForCausalLM"],
+          "attn_implementation": "eager",
+          "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config",
+                       "AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"},
+          "bias": false, "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 2048,
+          "initializer_range": 0.02, "intermediate_size": 8192, "max_position_embeddings": 32768,
+          "model_type": "internlm2", "num_attention_heads": 16, "num_hidden_layers": 24,
+          "num_key_value_heads": 8, "pad_token_id": 2, "rms_norm_eps": 1e-05,
+          "rope_scaling": {"type": "dynamic", "factor": 2.0}, "rope_theta": 1000000,
+          "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.37.1",
+          "use_cache": true, "vocab_size": 92544
+        }
+        """
+
+    @Test func decodesThePublishedConfig() throws {
+        let c = try JSONDecoder().decode(InternLM2Configuration.self, from: Data(Self.published.utf8))
+        #expect(c == .internLM2_1_8B)
+        #expect(c.kvGroupSize == 2)
+    }
+
+    @Test func absentKVHeadsDefaultToHeads() throws {
+        let text = Self.published.replacingOccurrences(of: "\"num_key_value_heads\": 8,", with: "")
+        let c = try JSONDecoder().decode(InternLM2Configuration.self, from: Data(text.utf8))
+        #expect(c.numKeyValueHeads == 16)
+    }
+
+    @Test func ropeTypeSpellingIsAccepted() throws {
+        let text = Self.published.replacingOccurrences(of: "{\"type\": \"dynamic\", \"factor\": 2.0}",
+                                                       with: "{\"rope_type\": \"linear\", \"factor\": 4.0}")
+        let c = try JSONDecoder().decode(InternLM2Configuration.self, from: Data(text.utf8))
+        #expect(c.ropeScaling == .init(type: .linear, factor: 4))
+    }
+}
