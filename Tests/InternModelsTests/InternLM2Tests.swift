@@ -62,6 +62,32 @@ let logitTolerance: Float = 1e-4
         #expect(info.finishReason == .length)
     }
 
+    /// Decoding with the cache step by step, logits compared with transformers' own cached decoding. For
+    /// the dynamic fixture the sequence passes max_position_embeddings during decoding, where each new
+    /// token's RoPE base grows while cached keys keep theirs, as in HF.
+    @Test(arguments: ModelFixtures.all)
+    func cachedDecodingMatchesTransformersCachedDecoding(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        let cache = SimpleKVCache(model: model)
+        var logits = [Float](repeating: 0, count: model.vocabularySize)
+        var next = reference.greedyPrompt
+        var tokens: [Int32] = []
+        var worst: Float = 0
+        for step in reference.greedyCachedLogits {
+            try next.withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: &logits) }
+            worst = max(worst, maxAbsDiff([logits], [step]))
+            let token = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+            tokens.append(token)
+            next = [token]
+        }
+        #expect(worst < logitTolerance, "\(fixture): max |Δlogit| over cached steps = \(worst)")
+        #expect(tokens == reference.greedyCachedContinuation)
+        if fixture.hasPrefix("dynamic") {
+            #expect(reference.greedyPrompt.count + tokens.count > model.configuration.maxPositionEmbeddings)
+        }
+    }
+
     @Test func dynamicNTKGrowsTheBaseOnlyBeyondMaxPositions() throws {
         let model = try InternLM2Model(directory: ModelFixtures.directory("dynamic-hd64-f32"), threadCount: 1)
         let c = model.configuration

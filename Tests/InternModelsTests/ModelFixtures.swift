@@ -21,10 +21,15 @@ enum ModelFixtures {
         let logits: [[Float]]
         let greedyPrompt: [Int32]
         let greedyContinuation: [Int32]
+        let greedyCachedContinuation: [Int32]
+        /// transformers' logits at each greedy step with its KV cache (the prefill's last position first).
+        let greedyCachedLogits: [[Float]]
         enum CodingKeys: String, CodingKey {
             case ids, logits
             case greedyPrompt = "greedy_prompt"
             case greedyContinuation = "greedy_continuation"
+            case greedyCachedContinuation = "greedy_cached_continuation"
+            case greedyCachedLogits = "greedy_cached_logits"
         }
     }
 
