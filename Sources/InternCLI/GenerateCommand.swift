@@ -57,9 +57,10 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         guard let info else { return }
         if json {
-            print("{\"ids\": \(JSONText.intArray(info.tokenIDs)), \"text\": \(JSONText.quoted(info.text)), \"finish_reason\": \"\(info.finishReason.rawValue)\", \"prompt_tokens\": \(info.promptTokens), \"completion_tokens\": \(info.completionTokens)}")
+            let line = "{\"ids\": \(JSONText.intArray(info.tokenIDs)), \"text\": \(JSONText.quoted(info.text)), \"finish_reason\": \"\(info.finishReason.rawValue)\", \"prompt_tokens\": \(info.promptTokens), \"completion_tokens\": \(info.completionTokens)}\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
         } else {
-            print("")
+            FileHandle.standardOutput.write(Data("\n".utf8))
         }
         let summary = String(
             format: "[load %.2f s, prompt %d tokens %.2f s (%.1f t/s), generated %d tokens %.2f s (%.2f t/s), finish %@]\n",

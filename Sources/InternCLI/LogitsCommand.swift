@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import InternEngine
+import InternCore
 import InternModels
 
 struct LogitsCommand: AsyncParsableCommand {
@@ -32,25 +33,5 @@ struct LogitsCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         try NumPyFile.float32(logits, shape: [tokens.count, model.vocabularySize]).write(to: URL(fileURLWithPath: out))
-    }
-}
-
-/// NumPy .npy format version 1.0: magic, header length, a Python dict literal padded to 64 bytes, data.
-enum NumPyFile {
-    static func float32(_ values: [Float], shape: [Int]) -> Data {
-        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        let length = UInt16(header.utf8.count)
-        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
-        data.append(contentsOf: Array(header.utf8))
-        values.withUnsafeBufferPointer { buffer in
-            for v in buffer {
-                withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) }
-            }
-        }
-        return data
     }
 }

@@ -123,6 +123,20 @@ let logitTolerance: Float = 1e-4
         #expect(cache.count == 0)
     }
 
+    @Test func debugHookNamesEveryStepOfEveryLayer() throws {
+        let model = try InternLM2Model(directory: ModelFixtures.directory("gqa1-hd32-f32"), threadCount: 1)
+        var seen: [String] = []
+        var allFinite = true
+        model.debugHook = { name, layer, values in
+            seen.append("\(name)@\(layer)")
+            allFinite = allFinite && values.allSatisfy { $0.isFinite }
+        }
+        _ = try allLogits(model, [1, 2, 3])
+        #expect(allFinite)
+        let steps = ["attn_norm", "attn_out", "ffn_norm", "layer_out"]
+        #expect(seen == (0..<2).flatMap { l in steps.map { "\($0)@\(l)" } } + ["norm@-1"])
+    }
+
     @Test func registryLoadsByModelType() throws {
         let model = try ModelRegistry.load(directory: ModelFixtures.directory("gqa2-hd32-bf16"), threadCount: 1)
         #expect(model is InternLM2Model)
