@@ -14,17 +14,29 @@ let package = Package(
         .executable(name: "intern", targets: ["InternCLI"]),
         .library(name: "InternTokenizer", targets: ["InternTokenizer"]),
         .library(name: "InternChat", targets: ["InternChat"]),
+        .library(name: "InternKernels", targets: ["InternKernels"]),
+        .library(name: "InternCore", targets: ["InternCore"]),
+        .library(name: "InternModels", targets: ["InternModels"]),
+        .library(name: "InternEngine", targets: ["InternEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
+        .target(name: "InternKernels", swiftSettings: swiftSettings),
+        .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
+        .target(name: "InternModels", dependencies: ["InternCore", "InternKernels"], swiftSettings: swiftSettings),
+        .target(
+            name: "InternEngine",
+            dependencies: ["InternModels", "InternCore", "InternKernels", "InternTokenizer"],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat",
+                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -37,5 +49,17 @@ let package = Package(
         .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
         // Runs the built `intern` binary as a user would; depends on it so it is built first.
         .testTarget(name: "InternCLITests", dependencies: ["InternCLI"], swiftSettings: swiftSettings),
+        .testTarget(name: "InternKernelsTests", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
+        .testTarget(name: "InternCoreTests", dependencies: ["InternCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "InternModelsTests",
+            dependencies: ["InternModels", "InternEngine", "InternCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InternEngineTests",
+            dependencies: ["InternEngine", "InternModels", "InternCore"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

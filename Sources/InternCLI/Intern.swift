@@ -7,6 +7,9 @@ struct Intern: AsyncParsableCommand {
         commandName: "intern",
         abstract: "InternKit: tokenizer, chat format and tools for the InternLM2 model family.",
         version: "0.1.0",
-        subcommands: [TokenizeCommand.self, TemplateCommand.self, BenchCommand.self]
+        subcommands: [
+            TokenizeCommand.self, TemplateCommand.self, GenerateCommand.self, LogitsCommand.self, InitCommand.self,
+            BenchCommand.self,
+        ]
     )
 }

@@ -1,0 +1,183 @@
+// Every optimized kernel against its naive twin on random inputs, with sizes that hit the SIMD8 tails
+// (n mod 8 ≠ 0, n < 8) and thread splits that do not divide evenly (3 threads over 1..13 rows).
+import InternKernels
+import Testing
+
+/// A small deterministic generator for test inputs (SplitMix64).
+struct TestRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float(_ range: ClosedRange<Float> = -1...1) -> Float {
+        range.lowerBound + Float(next() >> 40) / Float(1 << 24) * (range.upperBound - range.lowerBound)
+    }
+    mutating func floats(_ n: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<n).map { _ in float(range) }
+    }
+}
+
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+/// Weight bytes in `type` for f32 values, and the values as that type rounds them.
+func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
+    var bytes: [UInt8] = []
+    for v in values {
+        switch type {
+        case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
+        case .f16: withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { bytes += $0 }
+        case .bf16: withUnsafeBytes(of: UInt16(truncatingIfNeeded: v.bitPattern >> 16).littleEndian) { bytes += $0 }
+        }
+    }
+    return bytes
+}
+
+@Suite struct KernelTests {
+    static let pool3 = ThreadPool(threadCount: 3)
+
+    @Test(arguments: WeightType.allCases, [(1, 1, 1), (1, 13, 7), (3, 5, 16), (4, 9, 33), (6, 13, 64), (9, 31, 100)])
+    func matMulMatchesReference(type: WeightType, shape: (Int, Int, Int)) {
+        let (tokens, rows, cols) = shape
+        var random = TestRandom(state: UInt64(tokens * 1000 + rows * 10 + cols))
+        let weights = encodeWeights(random.floats(rows * cols), as: type)
+        let input = random.floats(tokens * cols)
+        var fast = [Float](repeating: .nan, count: tokens * rows)
+        var slow = fast
+        var single = fast
+        weights.withUnsafeBytes { w in
+            matMul(&fast, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols,
+                   pool: Self.pool3)
+            matMul(&single, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows,
+                   cols: cols, pool: nil)
+            matMulReference(&slow, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows,
+                            cols: cols)
+        }
+        #expect(maxAbsDiff(fast, slow) < 1e-4 * Float(cols).squareRoot())
+        #expect(fast == single, "threaded and single-threaded results differ")
+    }
+
+    @Test func weightLoadersDecodeKnownValues() {
+        let values: [Float] = [1, -2, 0.5, 3.25, 0, -0.125, 1024, 7, 1.5]
+        for type in WeightType.allCases {
+            let bytes = encodeWeights(values, as: type)
+            var out = [Float](repeating: .nan, count: values.count)
+            bytes.withUnsafeBytes { convertToFloat(&out, from: $0.baseAddress!, type: type, offset: 0, count: values.count) }
+            #expect(out == values, "\(type)")
+        }
+    }
+
+    @Test func f16LoaderHandlesSubnormalsInfinitiesAndNaN() {
+        let halves: [Float16] = [0, -0.0, 1, -1.5, 65504, -65504, .leastNonzeroMagnitude, 6.1e-5, .leastNormalMagnitude,
+                                 .infinity, -.infinity, 0.333, 3.14, -2.7e-6, 100, 0.1]
+        let bytes = halves.flatMap { h in withUnsafeBytes(of: h.bitPattern.littleEndian) { Array($0) } }
+        var out = [Float](repeating: 0, count: halves.count + 1)
+        let nanBytes = bytes + withUnsafeBytes(of: Float16.nan.bitPattern.littleEndian) { Array($0) }
+        nanBytes.withUnsafeBytes { convertToFloat(&out, from: $0.baseAddress!, type: .f16, offset: 0, count: halves.count + 1) }
+        for (i, h) in halves.enumerated() {
+            #expect(out[i].bitPattern == Float(h).bitPattern, "lane \(i): \(h) → \(out[i])")
+        }
+        #expect(out[halves.count].isNaN)
+    }
+
+    @Test(arguments: [1, 7, 8, 31, 64, 2049])
+    func rmsNormMatchesReference(n: Int) {
+        var random = TestRandom(state: UInt64(n))
+        let x = random.floats(n, -3...3), w = random.floats(n)
+        var fast = [Float](repeating: 0, count: n), slow = fast
+        rmsNorm(&fast, input: x, weight: w, count: n, eps: 1e-5)
+        rmsNormReference(&slow, input: x, weight: w, count: n, eps: 1e-5)
+        #expect(maxAbsDiff(fast, slow) < 1e-5)
+    }
+
+    @Test(arguments: [1, 5, 8, 17, 1000])
+    func softmaxMatchesReference(n: Int) {
+        var random = TestRandom(state: UInt64(n) + 7)
+        let x = random.floats(n, -30...30)
+        var fast = x, slow = x
+        softmax(&fast, count: n)
+        softmaxReference(&slow, count: n)
+        #expect(maxAbsDiff(fast, slow) < 1e-6)
+        #expect(abs(fast.reduce(0, +) - 1) < 1e-5)
+    }
+
+    @Test(arguments: [1, 9, 16, 77])
+    func siluMulMatchesReference(n: Int) {
+        var random = TestRandom(state: UInt64(n) + 11)
+        let gate = random.floats(n, -8...8), up = random.floats(n)
+        var fast = gate, slow = gate
+        siluMul(&fast, up: up, count: n)
+        siluMulReference(&slow, up: up, count: n)
+        #expect(maxAbsDiff(fast, slow) < 1e-5)
+    }
+
+    @Test(arguments: [(1, 2), (3, 12), (2, 32), (4, 64), (2, 40)])
+    func ropeMatchesReference(shape: (Int, Int)) {
+        let (heads, headDim) = shape
+        var random = TestRandom(state: UInt64(heads * 100 + headDim))
+        let x = random.floats(heads * headDim)
+        let inv = ropeInverseFrequencies(base: 10000, headDim: headDim)
+        var cos = [Float](repeating: 0, count: headDim / 2), sin = cos
+        ropeCosSin(position: 37, inverseFrequencies: inv, cos: &cos, sin: &sin, halfDim: headDim / 2)
+        var fast = x, slow = x
+        applyRotaryEmbedding(&fast, heads: heads, headDim: headDim, cos: cos, sin: sin)
+        applyRotaryEmbeddingReference(&slow, heads: heads, headDim: headDim, cos: cos, sin: sin)
+        #expect(maxAbsDiff(fast, slow) < 1e-6)
+        // A rotation keeps each (x1[i], x2[i]) pair's length.
+        let half = headDim / 2
+        for i in 0..<half {
+            let before = x[i] * x[i] + x[i + half] * x[i + half]
+            let after = fast[i] * fast[i] + fast[i + half] * fast[i + half]
+            #expect(abs(before - after) < 1e-5)
+        }
+    }
+
+    @Test func ropeAtPositionZeroIsIdentity() {
+        let inv = ropeInverseFrequencies(base: 1e6, headDim: 64)
+        var cos = [Float](repeating: 0, count: 32), sin = cos
+        ropeCosSin(position: 0, inverseFrequencies: inv, cos: &cos, sin: &sin, halfDim: 32)
+        var random = TestRandom(state: 3)
+        let x = random.floats(128)
+        var y = x
+        applyRotaryEmbedding(&y, heads: 2, headDim: 64, cos: cos, sin: sin)
+        #expect(x == y)
+    }
+
+    @Test(arguments: [(1, 0, 2, 2, 8), (3, 0, 4, 2, 12), (1, 5, 4, 1, 32), (4, 7, 6, 3, 64), (5, 2, 8, 2, 13)])
+    func attentionMatchesReference(shape: (Int, Int, Int, Int, Int)) {
+        let (tokens, start, heads, kvHeads, headDim) = shape
+        var random = TestRandom(state: UInt64(tokens * 7 + start * 13 + heads * 17 + headDim))
+        let positions = start + tokens
+        let q = random.floats(tokens * heads * headDim, -2...2)
+        let k = random.floats(positions * kvHeads * headDim, -2...2)
+        let v = random.floats(positions * kvHeads * headDim)
+        var fast = [Float](repeating: .nan, count: tokens * heads * headDim), slow = fast
+        var scratch = [Float](repeating: 0, count: 3 * positions)
+        attention(&fast, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
+                  kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: Self.pool3)
+        attentionReference(&slow, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
+                           kvHeads: kvHeads, headDim: headDim)
+        #expect(maxAbsDiff(fast, slow) < 1e-5)
+    }
+
+    @Test func threadPoolCoversEveryIndexOnce() {
+        for count in [1, 2, 3, 4, 10, 13, 1000] {
+            var hits = [Int](repeating: 0, count: count)
+            hits.withUnsafeMutableBufferPointer { buffer in
+                let p = SendablePointer(buffer.baseAddress!)
+                Self.pool3.parallelFor(count) { range, _ in
+                    for i in range { p.base[i] += 1 }
+                }
+            }
+            #expect(hits.allSatisfy { $0 == 1 }, "count \(count)")
+        }
+        #expect(ThreadPool.split(10, parts: 3, part: 0) == 0..<4)
+        #expect(ThreadPool.split(10, parts: 3, part: 2) == 7..<10)
+    }
+}

@@ -1,0 +1,145 @@
+// InternLM2 against an independent reference: transformers' LlamaForCausalLM on the same random weights
+// (Tests/Fixtures/models, made by scripts/fixtures/make_model_fixtures.py). Logits must agree at every
+// position within `logitTolerance`; greedy decoding with the KV cache must reproduce the reference's
+// greedy tokens and the argmax of our own full recomputation.
+import Foundation
+import InternCore
+import InternEngine
+import InternModels
+import Testing
+@testable import InternModels
+
+/// Max |ours − reference| allowed for any logit. Both sides compute in f32 on identical weights; what
+/// differs is summation order (SIMD lanes, blocked dot products vs. BLAS), which moves O(1) logits by ~1e-6.
+let logitTolerance: Float = 1e-4
+
+@Suite struct InternLM2Tests {
+    @Test(arguments: ModelFixtures.all)
+    func logitsMatchTransformersAtEveryPosition(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        let ours = try allLogits(model, reference.ids)
+        let diff = maxAbsDiff(ours, reference.logits)
+        #expect(diff < logitTolerance, "\(fixture): max |Δlogit| = \(diff)")
+        print("\(fixture): max |Δlogit| vs transformers = \(diff)")
+    }
+
+    @Test(arguments: ModelFixtures.all)
+    func chunkedPrefillMatchesOneChunk(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let whole = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 1)
+        let chunked = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 3, chunkSize: 5)
+        let a = try allLogits(whole, reference.ids)
+        let b = try allLogits(chunked, reference.ids)
+        #expect(maxAbsDiff(a, b) < 1e-5)
+    }
+
+    @Test(arguments: ModelFixtures.withoutDynamicGrowth)
+    func promptSplitOverCallsMatchesOneCall(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        let n = reference.ids.count
+        let split = try allLogits(model, reference.ids, callSizes: [3, 1, n - 4])
+        #expect(maxAbsDiff(split, reference.logits) < logitTolerance)
+    }
+
+    @Test(arguments: ModelFixtures.withoutDynamicGrowth)
+    func greedyWithCacheMatchesFullRecomputation(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        var parameters = GenerationParameters()
+        parameters.maxTokens = reference.greedyContinuation.count
+        parameters.stopTokenIDs = []
+        let info = try Generator(model: model, tokenizer: nil).run(prompt: reference.greedyPrompt, parameters: parameters)
+        #expect(info.tokenIDs == reference.greedyContinuation, "ours \(info.tokenIDs) vs transformers \(reference.greedyContinuation)")
+        // Our own full recomputation: the whole sequence from an empty cache at every step.
+        var sequence = reference.greedyPrompt
+        for _ in 0..<reference.greedyContinuation.count {
+            let last = try allLogits(model, sequence).last!
+            sequence.append(last.withUnsafeBufferPointer { Sampler.argmax($0) })
+        }
+        #expect(Array(sequence.dropFirst(reference.greedyPrompt.count)) == info.tokenIDs)
+        #expect(info.finishReason == .length)
+    }
+
+    /// Decoding with the cache step by step, logits compared with transformers' own cached decoding. For
+    /// the dynamic fixture the sequence passes max_position_embeddings during decoding, where each new
+    /// token's RoPE base grows while cached keys keep theirs, as in HF.
+    @Test(arguments: ModelFixtures.all)
+    func cachedDecodingMatchesTransformersCachedDecoding(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        let cache = SimpleKVCache(model: model)
+        var logits = [Float](repeating: 0, count: model.vocabularySize)
+        var next = reference.greedyPrompt
+        var tokens: [Int32] = []
+        var worst: Float = 0
+        for step in reference.greedyCachedLogits {
+            try next.withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: &logits) }
+            worst = max(worst, maxAbsDiff([logits], [step]))
+            let token = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+            tokens.append(token)
+            next = [token]
+        }
+        #expect(worst < logitTolerance, "\(fixture): max |Δlogit| over cached steps = \(worst)")
+        #expect(tokens == reference.greedyCachedContinuation)
+        if fixture.hasPrefix("dynamic") {
+            #expect(reference.greedyPrompt.count + tokens.count > model.configuration.maxPositionEmbeddings)
+        }
+    }
+
+    @Test func dynamicNTKGrowsTheBaseOnlyBeyondMaxPositions() throws {
+        let model = try InternLM2Model(directory: ModelFixtures.directory("dynamic-hd64-f32"), threadCount: 1)
+        let c = model.configuration
+        let within = model.ropeInverseFrequencies(sequenceLength: c.maxPositionEmbeddings)
+        #expect(within[1] == Float(1 / pow(c.ropeTheta, 2.0 / Double(c.headDim))))
+        let beyond = model.ropeInverseFrequencies(sequenceLength: 24)
+        let base = c.ropeTheta * pow(2.0 * 24 / 16 - 1, 64.0 / 62.0)
+        #expect(abs(beyond[1] - Float(1 / pow(base, 2.0 / 64))) < 1e-9)
+        #expect(beyond[1] < within[1])
+    }
+
+    @Test func splitQKVFollowsTheInterleavedGroupLayout() {
+        // 4 query heads over 2 KV heads (2 per group), head dim 3: per group [q, q, k, v].
+        let heads = 4, kvHeads = 2, headDim = 3
+        // Value = 100·group + 10·slot + d, slot 0..<2 queries, 2 key, 3 value.
+        var qkv: [Float] = []
+        for g in 0..<kvHeads { for slot in 0..<4 { for d in 0..<headDim { qkv.append(Float(100 * g + 10 * slot + d)) } } }
+        var q = [Float](repeating: -1, count: heads * headDim)
+        var k = [Float](repeating: -1, count: kvHeads * headDim), v = k
+        InternLM2Attention.splitQKV(qkv, q: &q, k: &k, v: &v, heads: heads, kvHeads: kvHeads, headDim: headDim)
+        #expect(q == [0, 1, 2, 10, 11, 12, 100, 101, 102, 110, 111, 112])
+        #expect(k == [20, 21, 22, 120, 121, 122])
+        #expect(v == [30, 31, 32, 130, 131, 132])
+    }
+
+    @Test func tokenOutsideTheVocabularyIsAnError() throws {
+        let model = try InternLM2Model(directory: ModelFixtures.directory("gqa1-hd32-f32"), threadCount: 1)
+        let cache = SimpleKVCache(model: model)
+        var logits = [Float](repeating: 0, count: model.vocabularySize)
+        #expect(throws: ModelError.tokenOutOfRange(id: 256, vocabularySize: 256)) {
+            try [Int32(1), 256].withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: &logits) }
+        }
+        #expect(cache.count == 0)
+    }
+
+    @Test func debugHookNamesEveryStepOfEveryLayer() throws {
+        let model = try InternLM2Model(directory: ModelFixtures.directory("gqa1-hd32-f32"), threadCount: 1)
+        var seen: [String] = []
+        var allFinite = true
+        model.debugHook = { name, layer, values in
+            seen.append("\(name)@\(layer)")
+            allFinite = allFinite && values.allSatisfy { $0.isFinite }
+        }
+        _ = try allLogits(model, [1, 2, 3])
+        #expect(allFinite)
+        let steps = ["attn_norm", "attn_out", "ffn_norm", "layer_out"]
+        #expect(seen == (0..<2).flatMap { l in steps.map { "\($0)@\(l)" } } + ["norm@-1"])
+    }
+
+    @Test func registryLoadsByModelType() throws {
+        let model = try ModelRegistry.load(directory: ModelFixtures.directory("gqa2-hd32-bf16"), threadCount: 1)
+        #expect(model is InternLM2Model)
+        #expect(model.vocabularySize == 256)
+    }
+}
