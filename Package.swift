@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "InternCore", targets: ["InternCore"]),
         .library(name: "InternModels", targets: ["InternModels"]),
         .library(name: "InternEngine", targets: ["InternEngine"]),
+        .library(name: "InternEval", targets: ["InternEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,10 +35,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
+        .target(name: "InternEval", dependencies: ["InternEngine", "InternModels"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine",
+                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
         // Runs the built `intern` binary as a user would; depends on it so it is built first.
         .testTarget(name: "InternCLITests", dependencies: ["InternCLI"], swiftSettings: swiftSettings),
+        .testTarget(name: "InternEvalTests", dependencies: ["InternEval", "InternModels", "InternEngine"], swiftSettings: swiftSettings),
         .testTarget(name: "InternKernelsTests", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .testTarget(name: "InternCoreTests", dependencies: ["InternCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -7,7 +7,7 @@ import InternModels
 import InternTokenizer
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A checkpoint directory: config.json, tokenizer.model, model.safetensors or shards.")
+    @Option(help: "A checkpoint directory (config.json, tokenizer.model, model.safetensors or shards) or a .gguf file.")
     var model: String
 
     @Option(help: "Compute threads (default: all active cores).")
@@ -16,8 +16,8 @@ struct ModelOptions: ParsableArguments {
     var directory: URL { URL(fileURLWithPath: model) }
 
     func loadModel() throws -> any LanguageModel {
-        guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such directory") }
-        return try ModelRegistry.load(directory: directory, threadCount: threads)
+        guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such file or directory") }
+        return try ModelRegistry.load(path: model, threadCount: threads)
     }
 
     func loadTokenizer() throws -> any Tokenizer {

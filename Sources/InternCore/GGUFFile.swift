@@ -333,3 +333,27 @@ private struct GGUFCursor {
         }
     }
 }
+
+extension GGUFFile {
+    /// Tensor `name` as a weight matrix (ggml dimensions [cols, rows, ...] → rows × cols), read in place.
+    /// - Throws: `CheckpointError` if the tensor is missing or of a type the kernels cannot read.
+    public func matrix(_ name: String) throws -> WeightMatrix {
+        guard let info = tensorInfo(name) else { throw CheckpointError.missingTensor(file: fileName, tensor: name) }
+        let storage: WeightStorage
+        switch info.type {
+        case .f32: storage = .float(.f32)
+        case .f16: storage = .float(.f16)
+        case .bf16: storage = .float(.bf16)
+        case .q8_0: storage = .quantized(.q8_0)
+        case .q4_0: storage = .quantized(.q4_0)
+        case .q4_1: storage = .quantized(.q4_1)
+        case .q4_K: storage = .quantized(.q4_K)
+        case .q6_K: storage = .quantized(.q6_K)
+        default:
+            throw CheckpointError.unsupportedDType(file: fileName, tensor: name, dtype: info.type.name)
+        }
+        return WeightMatrix(
+            data: data(of: info), storage: storage, rows: info.dimensions.dropFirst().reduce(1, *), cols: info.dimensions[0],
+            owner: self)
+    }
+}

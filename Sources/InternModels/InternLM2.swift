@@ -57,6 +57,11 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
     public var bias: Bool = false
     public var tieWordEmbeddings: Bool = false
     public var hiddenAct: String = "silu"
+    /// Which elements RoPE rotates together. HF checkpoints use halves; GGUF files store Q and K rows
+    /// permuted for llama.cpp's adjacent pairs. Not a config.json key.
+    public var ropePairing: RopePairing = .halves
+
+    public enum RopePairing: String, Sendable, Codable { case halves, adjacentPairs }
 
     public var headDim: Int { hiddenSize / numAttentionHeads }
     /// Query heads per KV head.
@@ -171,8 +176,13 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
 
 /// The attention block's weights and the one place that knows the fused `wqkv` layout.
 struct InternLM2Attention {
-    let wqkv: TensorView  // ((heads + 2 kvHeads) * headDim, hidden)
-    let wo: TensorView  // (hidden, heads * headDim)
+    /// HF checkpoints fuse the projections; GGUF files (llama.cpp's converter splits `wqkv`) keep three.
+    enum Projection {
+        case fused(wqkv: WeightMatrix)  // ((heads + 2 kvHeads) * headDim, hidden)
+        case separate(q: WeightMatrix, k: WeightMatrix, v: WeightMatrix)  // (heads·headDim | kvHeads·headDim, hidden)
+    }
+    let projection: Projection
+    let wo: WeightMatrix  // (hidden, heads * headDim)
 
     /// `wqkv` (and so each token's qkv activation) is interleaved per KV group: for each KV head g in
     /// 0..<kvHeads, the group's `heads / kvHeads` query heads (q heads g·n ..< (g+1)·n), then key head g,
@@ -200,9 +210,9 @@ struct InternLM2Attention {
 
 /// SwiGLU feed-forward: w2(silu(w1 x) * w3 x).
 struct InternLM2MLP {
-    let w1: TensorView  // (intermediate, hidden), gate
-    let w3: TensorView  // (intermediate, hidden), up
-    let w2: TensorView  // (hidden, intermediate), down
+    let w1: WeightMatrix  // (intermediate, hidden), gate
+    let w3: WeightMatrix  // (intermediate, hidden), up
+    let w2: WeightMatrix  // (hidden, intermediate), down
 }
 
 // MARK: - Block
@@ -226,11 +236,10 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     /// layer against a reference (llama.cpp `cb(cur, "attn_norm", il)`). Nil in normal runs.
     public var debugHook: ((String, Int, UnsafeBufferPointer<Float>) -> Void)?
 
-    let checkpoint: Checkpoint
-    let tokEmbeddings: TensorView  // (vocab, hidden)
+    let tokEmbeddings: WeightMatrix  // (vocab, hidden)
     let layers: [InternLM2Block]
     let norm: [Float]  // (hidden)
-    let output: TensorView  // (vocab, hidden)
+    let output: WeightMatrix  // (vocab, hidden)
     let pool: ThreadPool
     private let state: RunState
     private var inverseFrequencies: (base: Double, values: [Float]) = (0, [])
@@ -250,15 +259,12 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                       threadCount: threadCount, chunkSize: chunkSize)
     }
 
-    public init(configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
+    public convenience init(configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
                 chunkSize: Int = 64) throws {
         try configuration.validate()
-        self.configuration = configuration
-        self.checkpoint = checkpoint
-        self.chunkSize = max(1, chunkSize)
         let names = InternLM2WeightNames(configuration: configuration)
         var used = Set<String>()
-        func matrix(_ name: String) throws -> TensorView {
+        func view(_ name: String) throws -> TensorView {
             used.insert(name)
             let view = try checkpoint.tensor(name)
             let expected = names.shapes[name]!
@@ -267,27 +273,36 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             }
             return view
         }
-        func vector(_ name: String) throws -> [Float] {
-            let view = try matrix(name)
-            var values = [Float](repeating: 0, count: view.info.elementCount)
-            convertToFloat(&values, from: view.data, type: view.dtype.kernelType, offset: 0, count: values.count)
-            return values
-        }
-        tokEmbeddings = try matrix(names.tokEmbeddings)
-        layers = try (0..<configuration.numHiddenLayers).map { l in
+        func matrix(_ name: String) throws -> WeightMatrix { WeightMatrix(try view(name)) }
+        func vector(_ name: String) throws -> [Float] { WeightMatrix(try view(name)).floats() }
+        let embeddings = try matrix(names.tokEmbeddings)
+        let layers = try (0..<configuration.numHiddenLayers).map { l in
             InternLM2Block(
                 attentionNorm: try vector(names.attentionNorm(l)),
-                attention: InternLM2Attention(wqkv: try matrix(names.wqkv(l)), wo: try matrix(names.wo(l))),
+                attention: InternLM2Attention(projection: .fused(wqkv: try matrix(names.wqkv(l))), wo: try matrix(names.wo(l))),
                 ffnNorm: try vector(names.ffnNorm(l)),
                 feedForward: InternLM2MLP(w1: try matrix(names.w1(l)), w3: try matrix(names.w3(l)), w2: try matrix(names.w2(l))))
         }
-        norm = try vector(names.norm)
-        output = configuration.tieWordEmbeddings ? tokEmbeddings : try matrix(names.output)
+        let norm = try vector(names.norm)
+        let output = configuration.tieWordEmbeddings ? embeddings : try matrix(names.output)
         // Extra tensors mean the checkpoint is not the model the config describes. HF's rotary buffers are
         // derived state, not weights, and are ignored.
         for name in checkpoint.tensorNames.subtracting(used).sorted() where !name.hasSuffix("rotary_emb.inv_freq") {
             throw CheckpointError.unexpectedTensor(file: try checkpoint.tensor(name).file, tensor: name)
         }
+        self.init(configuration: configuration, tokEmbeddings: embeddings, layers: layers, norm: norm, output: output,
+                  threadCount: threadCount, chunkSize: chunkSize)
+    }
+
+    /// A model from weights already mapped and checked (the safetensors and GGUF loaders end here).
+    init(configuration: InternLM2Configuration, tokEmbeddings: WeightMatrix, layers: [InternLM2Block], norm: [Float],
+         output: WeightMatrix, threadCount: Int?, chunkSize: Int) {
+        self.configuration = configuration
+        self.tokEmbeddings = tokEmbeddings
+        self.layers = layers
+        self.norm = norm
+        self.output = output
+        self.chunkSize = max(1, chunkSize)
         pool = ThreadPool(threadCount: threadCount)
         state = RunState(configuration: configuration, chunk: self.chunkSize)
     }
@@ -331,10 +346,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             debugHook?(name, layer, UnsafeBufferPointer(start: p, count: n))
         }
 
-        for (t, id) in tokens.enumerated() {
-            convertToFloat(x + t * hidden, from: tokEmbeddings.data, type: tokEmbeddings.dtype.kernelType,
-                           offset: Int(id) * hidden, count: hidden)
-        }
+        for (t, id) in tokens.enumerated() { tokEmbeddings.readRow(Int(id), into: x + t * hidden) }
         // Linear scaling divides positions by the factor (HF `InternLM2LinearScalingRotaryEmbedding`).
         let positionScale: Float = c.ropeScaling?.type == .linear ? Float(1 / c.ropeScaling!.factor) : 1
         frequencies.withUnsafeBufferPointer { inv in
@@ -349,26 +361,38 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             // Attention: norm → wqkv → split → RoPE → cache → attention → wo → residual.
             for t in 0..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: layer.attentionNorm, count: hidden, eps: eps) }
             debug("attn_norm", l, xb, T * hidden)
-            matmul(qkv, layer.attention.wqkv, xb, T, qkvDim, hidden)
+            switch layer.attention.projection {
+            case .fused(let wqkv):
+                matmul(qkv, wqkv, xb, T)
+                for t in 0..<T {
+                    let row = (start + t) * kvDim
+                    InternLM2Attention.splitQKV(qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
+                                                heads: heads, kvHeads: kvHeads, headDim: headDim)
+                }
+            case .separate(let wq, let wk, let wv):
+                // The cache rows of consecutive positions are contiguous, so K and V land there directly.
+                matmul(q, wq, xb, T)
+                matmul(keys + start * kvDim, wk, xb, T)
+                matmul(values + start * kvDim, wv, xb, T)
+            }
+            let rotate = c.ropePairing == .halves ? applyRotaryEmbedding : applyRotaryEmbeddingAdjacentPairs
             for t in 0..<T {
                 let row = (start + t) * kvDim
-                InternLM2Attention.splitQKV(qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
-                                            heads: heads, kvHeads: kvHeads, headDim: headDim)
-                applyRotaryEmbedding(q + t * heads * headDim, heads: heads, headDim: headDim, cos: s.cos + t * half, sin: s.sin + t * half)
-                applyRotaryEmbedding(keys + row, heads: kvHeads, headDim: headDim, cos: s.cos + t * half, sin: s.sin + t * half)
+                rotate(q + t * heads * headDim, heads, headDim, s.cos + t * half, s.sin + t * half)
+                rotate(keys + row, kvHeads, headDim, s.cos + t * half, s.sin + t * half)
             }
             attention(attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
                       kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             debug("attn_out", l, attn, T * heads * headDim)
-            matmul(xb, layer.attention.wo, attn, T, hidden, heads * headDim)
+            matmul(xb, layer.attention.wo, attn, T)
             addInPlace(x, xb, count: T * hidden)
             // Feed-forward: norm → w1, w3 → SiLU(gate) * up → w2 → residual.
             for t in 0..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: layer.ffnNorm, count: hidden, eps: eps) }
             debug("ffn_norm", l, xb, T * hidden)
-            matmul(gate, layer.feedForward.w1, xb, T, inter, hidden)
-            matmul(up, layer.feedForward.w3, xb, T, inter, hidden)
+            matmul(gate, layer.feedForward.w1, xb, T)
+            matmul(up, layer.feedForward.w3, xb, T)
             siluMul(gate, up: up, count: T * inter)
-            matmul(xb, layer.feedForward.w2, gate, T, hidden, inter)
+            matmul(xb, layer.feedForward.w2, gate, T)
             addInPlace(x, xb, count: T * hidden)
             debug("layer_out", l, x, T * hidden)
         }
@@ -377,12 +401,11 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let first = allLogits ? 0 : T - 1
         for t in first..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: norm, count: hidden, eps: eps) }
         debug("norm", -1, xb + first * hidden, (T - first) * hidden)
-        matmul(logits, output, xb + first * hidden, T - first, c.vocabSize, hidden)
+        matmul(logits, output, xb + first * hidden, T - first)
     }
 
-    private func matmul(_ out: UnsafeMutablePointer<Float>, _ w: TensorView, _ input: UnsafePointer<Float>,
-                        _ tokens: Int, _ rows: Int, _ cols: Int) {
-        matMul(out, weight: w.data, type: w.dtype.kernelType, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+    private func matmul(_ out: UnsafeMutablePointer<Float>, _ w: WeightMatrix, _ input: UnsafePointer<Float>, _ tokens: Int) {
+        w.multiply(out, input, tokens: tokens, pool: pool)
     }
 
     /// RoPE inverse frequencies for a sequence reaching `sequenceLength` positions. With dynamic NTK

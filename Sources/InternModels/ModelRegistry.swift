@@ -1,6 +1,7 @@
 // The one table from config.json's `model_type` to the code that loads it (mlx-lm `_get_classes`,
 // mlx-swift-lm `LLMTypeRegistry`).
 public import Foundation
+public import InternCore
 
 public enum ModelRegistry {
     /// A loader: the checkpoint directory and the number of threads to compute with.
@@ -10,6 +11,14 @@ public enum ModelRegistry {
     public static let loaders: [String: Loader] = [
         "internlm2": { directory, threads in try InternLM2Model(directory: directory, threadCount: threads) }
     ]
+
+    /// Loads a model from a checkpoint directory or a `.gguf` file (architectures internlm2 and llama).
+    public static func load(path: String, threadCount: Int? = nil) throws -> any LanguageModel {
+        if path.lowercased().hasSuffix(".gguf") {
+            return try InternLM2Model(gguf: GGUFFile(path: path), threadCount: threadCount)
+        }
+        return try load(directory: URL(fileURLWithPath: path), threadCount: threadCount)
+    }
 
     /// Loads the model in `directory` by its config.json's model_type.
     public static func load(directory: URL, threadCount: Int? = nil) throws -> any LanguageModel {
