@@ -46,7 +46,9 @@ let package = Package(
             dependencies: ["InternTokenizer"],
             swiftSettings: swiftSettings
         ),
-        // InternChatTests is dropped on branch `model` until it has sources (the lead's branch adds them).
+        .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
+        // Runs the built `intern` binary as a user would; depends on it so it is built first.
+        .testTarget(name: "InternCLITests", dependencies: ["InternCLI"], swiftSettings: swiftSettings),
         .testTarget(name: "InternKernelsTests", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .testTarget(name: "InternCoreTests", dependencies: ["InternCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -57,7 +57,8 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         guard let info else { return }
         if json {
-            let line = "{\"ids\": \(JSONText.intArray(info.tokenIDs)), \"text\": \(JSONText.quoted(info.text)), \"finish_reason\": \"\(info.finishReason.rawValue)\", \"prompt_tokens\": \(info.promptTokens), \"completion_tokens\": \(info.completionTokens)}\n"
+            let line =
+                "{\"ids\": \(JSONText.intArray(info.tokenIDs)), \"text\": \(JSONText.quoted(info.text)), \"finish_reason\": \"\(info.finishReason.rawValue)\", \"prompt_tokens\": \(info.promptTokens), \"completion_tokens\": \(info.completionTokens)}\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         } else {
             FileHandle.standardOutput.write(Data("\n".utf8))

@@ -6,6 +6,10 @@ struct Intern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "intern",
         abstract: "InternKit: tokenizer, chat format and tools for the InternLM2 model family.",
-        subcommands: [TokenizeCommand.self, GenerateCommand.self, LogitsCommand.self, InitCommand.self]
+        version: "0.1.0",
+        subcommands: [
+            TokenizeCommand.self, TemplateCommand.self, BenchCommand.self, GenerateCommand.self, LogitsCommand.self,
+            InitCommand.self,
+        ]
     )
 }

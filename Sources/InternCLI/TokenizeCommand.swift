@@ -3,7 +3,7 @@ import ArgumentParser
 import Foundation
 import InternTokenizer
 
-struct TokenizeCommand: AsyncParsableCommand {
+struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
         abstract: "Encode text to token ids or decode ids to text.",
@@ -31,7 +31,7 @@ struct TokenizeCommand: AsyncParsableCommand {
     @Argument(help: "Text to encode (without --jsonl). Prints ids and pieces.")
     var text: String?
 
-    func run() async throws {
+    func run() throws {
         let tokenizer = try source.load()
         let out = StandardOutput()
         defer { out.flush() }
@@ -39,7 +39,7 @@ struct TokenizeCommand: AsyncParsableCommand {
             guard let text else { throw ValidationError("give a text to encode, or --jsonl to read JSON Lines on stdin") }
             let ids = tokenizer.encode(text, addBOS: bos, parseSpecialTokens: special)
             out.write(JSONText.intArray(ids) + "\n")
-            for id in ids { out.write("\(id)\t\(String(reflecting: tokenizer.piece(for: id) ?? "?"))\n") }
+            for id in ids { out.write("\(id)\t\(String(reflecting: tokenizer.displayPiece(for: id)))\n") }
             return
         }
         var reader = ByteLineReader()

@@ -4,9 +4,9 @@
 // `generate` wraps the synchronous loop in an AsyncThrowingStream (mlx-swift-lm `Generation`,
 // `GenerateCompletionInfo`); cancellation is checked once per token.
 import Foundation
+import InternCore
 public import InternModels
 public import InternTokenizer
-import InternCore
 
 /// Everything that shapes one generation request.
 public struct GenerationParameters: Sendable {

@@ -26,8 +26,9 @@ public final class SimpleKVCache: KVCache {
 
     /// A cache shaped for `model`, holding at most `capacity` positions (the model's maximum by default).
     public convenience init(model: any LanguageModel, capacity: Int? = nil) {
-        self.init(layers: model.kvCacheLayers, rowSize: model.kvCacheRowSize,
-                  capacity: min(capacity ?? model.maxSequenceLength, model.maxSequenceLength))
+        self.init(
+            layers: model.kvCacheLayers, rowSize: model.kvCacheRowSize,
+            capacity: min(capacity ?? model.maxSequenceLength, model.maxSequenceLength))
     }
 
     deinit {

@@ -231,4 +231,3 @@ public struct Sampler: Sendable {
         return choices[choices.count - 1].id
     }
 }
-

@@ -27,8 +27,9 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
             let name = try c.decodeIfPresent(String.self, forKey: .type) ?? c.decodeIfPresent(String.self, forKey: .ropeType)
             guard let name else { throw ConfigError.missingKey(file: "config.json", key: "rope_scaling.type") }
             guard let kind = Kind(rawValue: name) else {
-                throw ConfigError.invalidValue(file: "config.json", key: "rope_scaling.type", value: "\"\(name)\"",
-                                               reason: "supported: \"dynamic\", \"linear\"")
+                throw ConfigError.invalidValue(
+                    file: "config.json", key: "rope_scaling.type", value: "\"\(name)\"",
+                    reason: "supported: \"dynamic\", \"linear\"")
             }
             guard let factor = try c.decodeIfPresent(Double.self, forKey: .factor) else {
                 throw ConfigError.missingKey(file: "config.json", key: "rope_scaling.factor")
@@ -118,25 +119,31 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
         func check(_ ok: Bool, _ key: CodingKeys, _ value: Any, _ reason: String) throws {
             if !ok { throw ConfigError.invalidValue(file: "config.json", key: key.rawValue, value: "\(value)", reason: reason) }
         }
-        for (key, value) in [(CodingKeys.hiddenSize, hiddenSize), (.numHiddenLayers, numHiddenLayers),
-                             (.numAttentionHeads, numAttentionHeads), (.numKeyValueHeads, numKeyValueHeads),
-                             (.intermediateSize, intermediateSize), (.vocabSize, vocabSize),
-                             (.maxPositionEmbeddings, maxPositionEmbeddings)] {
+        for (key, value) in [
+            (CodingKeys.hiddenSize, hiddenSize), (.numHiddenLayers, numHiddenLayers),
+            (.numAttentionHeads, numAttentionHeads), (.numKeyValueHeads, numKeyValueHeads),
+            (.intermediateSize, intermediateSize), (.vocabSize, vocabSize),
+            (.maxPositionEmbeddings, maxPositionEmbeddings),
+        ] {
             try check(value > 0, key, value, "must be positive")
         }
-        try check(hiddenSize % numAttentionHeads == 0, .hiddenSize, hiddenSize,
-                  "must be a multiple of num_attention_heads (\(numAttentionHeads))")
-        try check(headDim % 2 == 0, .numAttentionHeads, numAttentionHeads,
-                  "gives an odd head dim (\(headDim)); rotary embedding needs an even one")
-        try check(numAttentionHeads % numKeyValueHeads == 0, .numKeyValueHeads, numKeyValueHeads,
-                  "must divide num_attention_heads (\(numAttentionHeads))")
+        try check(
+            hiddenSize % numAttentionHeads == 0, .hiddenSize, hiddenSize,
+            "must be a multiple of num_attention_heads (\(numAttentionHeads))")
+        try check(
+            headDim % 2 == 0, .numAttentionHeads, numAttentionHeads,
+            "gives an odd head dim (\(headDim)); rotary embedding needs an even one")
+        try check(
+            numAttentionHeads % numKeyValueHeads == 0, .numKeyValueHeads, numKeyValueHeads,
+            "must divide num_attention_heads (\(numAttentionHeads))")
         try check(rmsNormEps > 0 && rmsNormEps.isFinite, .rmsNormEps, rmsNormEps, "must be positive")
         try check(ropeTheta > 0 && ropeTheta.isFinite, .ropeTheta, ropeTheta, "must be positive")
         try check(!bias, .bias, bias, "biases are not supported (InternLM2 checkpoints have none)")
         try check(hiddenAct == "silu", .hiddenAct, "\"\(hiddenAct)\"", "only \"silu\" is supported")
         if let scaling = ropeScaling, !(scaling.factor >= 1 && scaling.factor.isFinite) {
-            throw ConfigError.invalidValue(file: "config.json", key: "rope_scaling.factor", value: "\(scaling.factor)",
-                                           reason: "must be ≥ 1")
+            throw ConfigError.invalidValue(
+                file: "config.json", key: "rope_scaling.factor", value: "\(scaling.factor)",
+                reason: "must be ≥ 1")
         }
     }
 
@@ -246,12 +253,15 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     /// Loads `config.json` and the safetensors weights of `directory`.
     public convenience init(directory: URL, threadCount: Int? = nil, chunkSize: Int = 64) throws {
         let configuration = try InternLM2Configuration.load(from: directory.appendingPathComponent("config.json"))
-        try self.init(configuration: configuration, checkpoint: Checkpoint(directory: directory),
-                      threadCount: threadCount, chunkSize: chunkSize)
+        try self.init(
+            configuration: configuration, checkpoint: Checkpoint(directory: directory),
+            threadCount: threadCount, chunkSize: chunkSize)
     }
 
-    public init(configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
-                chunkSize: Int = 64) throws {
+    public init(
+        configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
+        chunkSize: Int = 64
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.checkpoint = checkpoint
@@ -310,8 +320,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             let count = min(chunkSize, tokens.count - done)
             let isLast = done + count == tokens.count
             let out: UnsafeMutablePointer<Float>? = allLogits ? logits + done * configuration.vocabSize : (isLast ? logits : nil)
-            forwardChunk(UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), start: start + done, cache: cache,
-                         frequencies: frequencies, allLogits: allLogits, logits: out)
+            forwardChunk(
+                UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), start: start + done, cache: cache,
+                frequencies: frequencies, allLogits: allLogits, logits: out)
             done += count
         }
         cache.commit(tokens.count)
@@ -332,15 +343,17 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         }
 
         for (t, id) in tokens.enumerated() {
-            convertToFloat(x + t * hidden, from: tokEmbeddings.data, type: tokEmbeddings.dtype.kernelType,
-                           offset: Int(id) * hidden, count: hidden)
+            convertToFloat(
+                x + t * hidden, from: tokEmbeddings.data, type: tokEmbeddings.dtype.kernelType,
+                offset: Int(id) * hidden, count: hidden)
         }
         // Linear scaling divides positions by the factor (HF `InternLM2LinearScalingRotaryEmbedding`).
         let positionScale: Float = c.ropeScaling?.type == .linear ? Float(1 / c.ropeScaling!.factor) : 1
         frequencies.withUnsafeBufferPointer { inv in
             for t in 0..<T {
-                ropeCosSin(position: Float(start + t) * positionScale, inverseFrequencies: inv.baseAddress!,
-                           cos: s.cos + t * half, sin: s.sin + t * half, halfDim: half)
+                ropeCosSin(
+                    position: Float(start + t) * positionScale, inverseFrequencies: inv.baseAddress!,
+                    cos: s.cos + t * half, sin: s.sin + t * half, halfDim: half)
             }
         }
 
@@ -352,13 +365,15 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             matmul(qkv, layer.attention.wqkv, xb, T, qkvDim, hidden)
             for t in 0..<T {
                 let row = (start + t) * kvDim
-                InternLM2Attention.splitQKV(qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
-                                            heads: heads, kvHeads: kvHeads, headDim: headDim)
+                InternLM2Attention.splitQKV(
+                    qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
+                    heads: heads, kvHeads: kvHeads, headDim: headDim)
                 applyRotaryEmbedding(q + t * heads * headDim, heads: heads, headDim: headDim, cos: s.cos + t * half, sin: s.sin + t * half)
                 applyRotaryEmbedding(keys + row, heads: kvHeads, headDim: headDim, cos: s.cos + t * half, sin: s.sin + t * half)
             }
-            attention(attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
-                      kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
+            attention(
+                attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
+                kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             debug("attn_out", l, attn, T * heads * headDim)
             matmul(xb, layer.attention.wo, attn, T, hidden, heads * headDim)
             addInPlace(x, xb, count: T * hidden)
@@ -380,8 +395,10 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         matmul(logits, output, xb + first * hidden, T - first, c.vocabSize, hidden)
     }
 
-    private func matmul(_ out: UnsafeMutablePointer<Float>, _ w: TensorView, _ input: UnsafePointer<Float>,
-                        _ tokens: Int, _ rows: Int, _ cols: Int) {
+    private func matmul(
+        _ out: UnsafeMutablePointer<Float>, _ w: TensorView, _ input: UnsafePointer<Float>,
+        _ tokens: Int, _ rows: Int, _ cols: Int
+    ) {
         matMul(out, weight: w.data, type: w.dtype.kernelType, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
     }
 
@@ -394,8 +411,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         var base = c.ropeTheta
         if let scaling = c.ropeScaling, scaling.type == .dynamic, sequenceLength > c.maxPositionEmbeddings {
             let dim = Double(c.headDim)
-            base *= pow(scaling.factor * Double(sequenceLength) / Double(c.maxPositionEmbeddings) - (scaling.factor - 1),
-                        dim / (dim - 2))
+            base *= pow(
+                scaling.factor * Double(sequenceLength) / Double(c.maxPositionEmbeddings) - (scaling.factor - 1),
+                dim / (dim - 2))
         }
         if inverseFrequencies.base != base {
             inverseFrequencies = (base, InternKernels.ropeInverseFrequencies(base: base, headDim: c.headDim))

@@ -60,7 +60,11 @@ final class BPEEncoder: Sendable {
         func symbol(forScalar scalar: UInt32, bytes: ArraySlice<UInt8>) -> Int32 {
             let existing = scalar < Self.directCharLimit ? direct[Int(scalar)] : (other[scalar] ?? -1)
             if existing >= 0 { return existing }
-            let id = pieceIDs[Array(bytes)] ?? { defer { nextVirtual += 1 }; return nextVirtual }()
+            let id =
+                pieceIDs[Array(bytes)]
+                ?? {
+                    defer { nextVirtual += 1 }; return nextVirtual
+                }()
             if scalar < Self.directCharLimit { direct[Int(scalar)] = id } else { other[scalar] = id }
             return id
         }
@@ -404,8 +408,10 @@ private struct ChunkCache {
     mutating func store(_ range: Range<Int>, ids: Range<Int>) {
         guard !slots.isEmpty, range.count <= Self.maxChunkBytes, ids.upperBound < Int(Int32.max) else { return }
         if (used + 1) * 2 > slots.count { grow() }
-        insert(Slot(hash: hash(range), chunkStart: Int32(range.lowerBound), chunkLength: Int32(range.count),
-                    idsStart: Int32(ids.lowerBound), idsCount: Int32(ids.count)))
+        insert(
+            Slot(
+                hash: hash(range), chunkStart: Int32(range.lowerBound), chunkLength: Int32(range.count),
+                idsStart: Int32(ids.lowerBound), idsCount: Int32(ids.count)))
     }
 
     private mutating func insert(_ slot: Slot) {
@@ -484,8 +490,10 @@ enum UTF8Scalar {
         let available = bytes.endIndex - i
         if b0 < 0x80 { return (b0, 1) }
         if b0 >= 0xF0 && available >= 4 {
-            return ((b0 & 0x07) << 18 | (UInt32(bytes[i + 1]) & 0x3F) << 12 | (UInt32(bytes[i + 2]) & 0x3F) << 6
-                | (UInt32(bytes[i + 3]) & 0x3F), 4)
+            return (
+                (b0 & 0x07) << 18 | (UInt32(bytes[i + 1]) & 0x3F) << 12 | (UInt32(bytes[i + 2]) & 0x3F) << 6
+                    | (UInt32(bytes[i + 3]) & 0x3F), 4
+            )
         }
         if b0 >= 0xE0 && available >= 3 {
             return ((b0 & 0x0F) << 12 | (UInt32(bytes[i + 1]) & 0x3F) << 6 | (UInt32(bytes[i + 2]) & 0x3F), 3)

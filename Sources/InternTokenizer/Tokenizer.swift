@@ -53,6 +53,11 @@ extension Tokenizer {
         specialTokens.first { $0.name == name }?.id
     }
 
+    /// The piece of `id` for display: a special token's name (`<|im_end|>`), else the vocabulary entry.
+    public func displayPiece(for id: TokenID) -> String {
+        specialTokens.first { $0.id == id }?.name ?? piece(for: id) ?? "<invalid id \(id)>"
+    }
+
     /// Decodes ids to text; byte-fallback bytes are reassembled and invalid UTF-8 becomes U+FFFD per byte,
     /// as `sentencepiece` does.
     /// - Throws: `TokenizerError.idOutOfRange` for an id outside the vocabulary.
@@ -114,5 +119,26 @@ public enum UTF8Repair {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A 64-bit FNV-1a checksum of an id sequence (each id as 4 little-endian bytes), so that ids from
+/// another tool (benchmark scripts, long fixtures) can be compared by one number.
+public struct TokenIDChecksum: Sendable {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    public mutating func combine(_ ids: some Sequence<TokenID>) {
+        for id in ids {
+            let v = UInt32(bitPattern: id)
+            for shift: UInt32 in [0, 8, 16, 24] { value = (value ^ UInt64((v >> shift) & 0xFF)) &* 0x100_0000_01b3 }
+        }
+    }
+
+    /// Sixteen lowercase hex digits.
+    public var hex: String {
+        let s = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
     }
 }

@@ -6,6 +6,7 @@ import InternEngine
 import InternModels
 import InternTokenizer
 import Testing
+
 @testable import InternEngine
 
 /// A model whose logits at each new position put all weight on the next id of `script` (then on
@@ -208,7 +209,8 @@ let tokenizerURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
         let model = ScriptedModel(script: [], promptLength: 1, maxSequenceLength: 10_000)
         var forwards = 0
         let info = try Generator(model: model, tokenizer: nil).run(
-            prompt: [1], parameters: parameters(1000), isCancelled: {
+            prompt: [1], parameters: parameters(1000),
+            isCancelled: {
                 forwards += 1
                 return forwards > 5
             })

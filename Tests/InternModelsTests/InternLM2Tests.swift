@@ -7,6 +7,7 @@ import InternCore
 import InternEngine
 import InternModels
 import Testing
+
 @testable import InternModels
 
 /// Max |ours − reference| allowed for any logit. Both sides compute in f32 on identical weights; what

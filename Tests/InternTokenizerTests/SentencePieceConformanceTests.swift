@@ -34,7 +34,9 @@ struct ChatCase: Decodable {
             let text = c.text
             let expected = c.ids
             let got = internLM2Tokenizer.encode(text)
-            #expect(got == expected, "text \(String(reflecting: text))\n expected \(describe(expected, internLM2Tokenizer))\n got      \(describe(got, internLM2Tokenizer))")
+            #expect(
+                got == expected,
+                "text \(String(reflecting: text))\n expected \(describe(expected, internLM2Tokenizer))\n got      \(describe(got, internLM2Tokenizer))")
             if c.roundtrip {
                 #expect(try internLM2Tokenizer.decode(got) == text)
             }
@@ -48,7 +50,9 @@ struct ChatCase: Decodable {
             let text = c.text
             let expected = c.ids
             let got = internLM2Tokenizer.encode(text, addBOS: false, parseSpecialTokens: true)
-            #expect(got == expected, "text \(String(reflecting: text))\n expected \(describe(expected, internLM2Tokenizer))\n got      \(describe(got, internLM2Tokenizer))")
+            #expect(
+                got == expected,
+                "text \(String(reflecting: text))\n expected \(describe(expected, internLM2Tokenizer))\n got      \(describe(got, internLM2Tokenizer))")
             let expectedBOS = c.ids_add_bos
             #expect(internLM2Tokenizer.encode(text, addBOS: true, parseSpecialTokens: true) == expectedBOS)
         }
