@@ -132,3 +132,18 @@ import Testing
                 == Data(contentsOf: dir.appendingPathComponent("model.safetensors")))
     }
 }
+
+extension ModelCommandTests {
+    @Test func chatWrapsThePromptInTheTemplate() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intern-chat-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try CLIRunner.run(["init", "--preset", "tiny", "--out", dir.path])
+        let r = try CLIRunner.run(["generate", "--model", dir.path, "--chat", "--prompt", "hi", "--max-tokens", "1", "--temperature", "0", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // <s><|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n is 11 ids (see templateShowsPromptAndIDs).
+        let out = try JSONDecoder().decode(GenerateOutput.self, from: Data(r.stdout.utf8))
+        #expect(out.promptTokens == 11)
+        let bad = try CLIRunner.run(["generate", "--model", dir.path, "--system", "x", "--prompt", "hi"])
+        #expect(bad.status != 0 && bad.stderr.contains("--system needs --chat"))
+    }
+}
