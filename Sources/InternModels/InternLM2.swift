@@ -224,7 +224,7 @@ struct InternLM2Block {
 // MARK: - Model
 
 /// An InternLM2 checkpoint ready to run: mapped weights, a thread pool and run-state buffers sized once.
-/// One forward pass at a time (the engine serializes calls); not safe to call concurrently.
+/// Runs one forward pass at a time: concurrent callers wait on a lock, since the run-state buffers are shared.
 public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public let configuration: InternLM2Configuration
     /// Tokens per internal prefill chunk; run-state buffers are sized for it.
@@ -241,6 +241,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     let pool: ThreadPool
     private let state: RunState
     private var inverseFrequencies: (base: Double, values: [Float]) = (0, [])
+    private let forwardLock = NSLock()
 
     public var vocabularySize: Int { configuration.vocabSize }
     public var maxSequenceLength: Int {
@@ -305,6 +306,8 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public func forward(
         _ tokens: UnsafeBufferPointer<Int32>, cache: any KVCache, allLogits: Bool, logits: UnsafeMutablePointer<Float>
     ) throws {
+        forwardLock.lock()
+        defer { forwardLock.unlock() }
         guard !tokens.isEmpty else { throw ModelError.emptyInput }
         for id in tokens where id < 0 || Int(id) >= configuration.vocabSize {
             throw ModelError.tokenOutOfRange(id: id, vocabularySize: configuration.vocabSize)
