@@ -1,7 +1,8 @@
 // `intern chat`: an interactive terminal chat. Each turn renders the whole history with the InternLM2
 // chat template and streams the reply; Ctrl-C stops a reply (what was said so far stays in the history)
 // without leaving; `/reset` clears the history, `/exit` or end of input leaves.
-// Leaves out KV-cache reuse between turns: each turn prefills the whole conversation again.
+// The KV cache is kept between turns (a GenerationSession): only the part of the rendered conversation
+// that differs from what the cache holds is computed again.
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -41,6 +42,7 @@ struct ChatCommand: AsyncParsableCommand {
         interrupts.resume()
         defer { interrupts.cancel() }
 
+        let session = GenerationSession(model: model, contextLength: parameters.contextLength)
         var history: [ChatMessage] = system.map { [.system($0)] } ?? []
         Terminal.write("Chatting with \(modelOptions.model). /reset clears the history, /exit leaves.\n")
         while true {
@@ -51,6 +53,7 @@ struct ChatCommand: AsyncParsableCommand {
             if input == "/exit" { break }
             if input == "/reset" {
                 history = system.map { [.system($0)] } ?? []
+                session.reset()
                 Terminal.write("(history cleared)\n")
                 continue
             }
@@ -63,7 +66,7 @@ struct ChatCommand: AsyncParsableCommand {
             }
             stop.begin()
             let turn = Task.detached { [parameters] in
-                try generator.run(prompt: prompt, parameters: parameters, isCancelled: { stop.isRequested }) { Terminal.write($0) }
+                try generator.run(prompt: prompt, parameters: parameters, session: session, isCancelled: { stop.isRequested }) { Terminal.write($0) }
             }
             do {
                 let info = try await turn.value

@@ -61,5 +61,10 @@ public final class SimpleKVCache: KVCache {
         count += newPositions
     }
 
+    public func truncate(to newCount: Int) {
+        precondition(newCount >= 0, "negative cache length")
+        count = min(count, newCount)
+    }
+
     public func reset() { count = 0 }
 }
