@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
         .target(name: "InternKernels", swiftSettings: swiftSettings),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
-        .target(name: "InternModels", dependencies: ["InternCore", "InternKernels"], swiftSettings: swiftSettings),
+        .target(
+            name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: swiftSettings),
         .target(
             name: "InternEngine",
             dependencies: ["InternModels", "InternCore", "InternKernels", "InternTokenizer"],

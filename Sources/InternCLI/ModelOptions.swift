@@ -21,9 +21,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadTokenizer() throws -> any Tokenizer {
-        let url = directory.appendingPathComponent("tokenizer.model")
-        guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("\(url.path): no such file") }
-        do { return try SentencePieceTokenizer(contentsOf: url) } catch { throw ValidationError(error.description) }
+        try InternCLI.loadTokenizer(at: model)
     }
 }
 

@@ -21,6 +21,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Localize
     case dtypeMismatch(file: String, tensor: String, expected: String, actual: String)
     case corruptIndex(file: String, reason: String)
     case noWeights(directory: String)
+    /// A GGUF file that is truncated or corrupt; `offset` is where reading stopped.
+    case malformedGGUF(file: String, offset: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -45,6 +47,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Localize
         case .dtypeMismatch(let file, let tensor, let expected, let actual):
             "\(file): tensor '\(tensor)' has dtype \(actual), expected \(expected)"
         case .corruptIndex(let file, let reason): "\(file): corrupt safetensors index: \(reason)"
+        case .malformedGGUF(let file, let offset, let reason): "\(file): invalid GGUF (byte \(offset)): \(reason)"
         case .noWeights(let directory):
             "\(directory): no model.safetensors or model.safetensors.index.json"
         }

@@ -19,8 +19,6 @@ import Foundation
 /// Immutable, thread-safe BPE encoder over one vocabulary.
 final class BPEEncoder: Sendable {
     let vocabularySize: Int
-    /// Score of each id; merged symbols are always real pieces, so ids index this directly.
-    private let scores: [Float]
     /// Whether an id may be emitted as is (NORMAL, USER_DEFINED and UNUSED pieces: sentencepiece's `pieces_`).
     private let isEmittable: [Bool]
     /// Symbol id for each Unicode scalar below `directCharLimit`: a piece id, a virtual id
@@ -28,8 +26,8 @@ final class BPEEncoder: Sendable {
     private let directCharSymbols: [Int32]
     private let otherCharSymbols: [UInt32: Int32]
     private static let directCharLimit: UInt32 = 0x30000
-    /// (left symbol, right symbol) -> merged piece id.
-    private let merges: PairTable
+    /// (left symbol, right symbol) -> merged piece, by the merged piece's score.
+    private let rules: MergeRules
     /// Adjacent scalar pairs that occur inside at least one piece.
     private let innerBigrams: PairTable
     /// User-defined pieces by first byte, longest first; they are matched whole and never merged.
@@ -40,7 +38,6 @@ final class BPEEncoder: Sendable {
 
     init(pieces: [[UInt8]], scores: [Float], types: [PieceType], unknownID: Int, byteFallback: Bool) {
         vocabularySize = pieces.count
-        self.scores = scores
         self.unknownID = Int32(unknownID)
         let emittable = types.map { $0 == .normal || $0 == .userDefined || $0 == .unused }
         isEmittable = emittable
@@ -83,7 +80,7 @@ final class BPEEncoder: Sendable {
             }
         }
         // Merge rules: every split of a piece into two strings that are both symbols.
-        var mergeTable = PairTable()
+        var mergeRules = MergeRules()
         for (id, piece) in pieces.enumerated() where emittable[id] {
             var starts: [Int] = []
             var i = 0
@@ -96,13 +93,12 @@ final class BPEEncoder: Sendable {
                 guard let left = Self.symbolID(of: piece[..<split], pieceIDs: pieceIDs, direct: direct, other: other),
                     let right = Self.symbolID(of: piece[split...], pieceIDs: pieceIDs, direct: direct, other: other)
                 else { continue }
-                let key = PairTable.key(UInt32(bitPattern: left), UInt32(bitPattern: right))
-                if mergeTable.find(key) == nil { mergeTable.insert(key, value: Int32(id)) }
+                mergeRules.add(left: left, right: right, result: Int32(id), priority: scores[id])
             }
         }
         directCharSymbols = direct
         otherCharSymbols = other
-        merges = mergeTable
+        rules = mergeRules
         innerBigrams = bigrams
 
         var userDefined = [[(bytes: [UInt8], id: Int32)]](repeating: [], count: 256)
@@ -194,7 +190,7 @@ final class BPEEncoder: Sendable {
             scratch.append(symbol: charSymbol(scalar), start: position, end: position + length, frozen: false)
             position += length
         }
-        mergePairs(&scratch)
+        scratch.runMerges(rules)
         var index = 0
         while index >= 0 {
             let symbol = scratch.symbol[index]
@@ -208,155 +204,6 @@ final class BPEEncoder: Sendable {
             index = scratch.next[index]
         }
         cache.store(range, ids: outputStart..<output.count)
-    }
-
-    @inline(__always)
-    private func mergeCandidate(_ s: inout MergeScratch, _ left: Int) -> Int32 {
-        let right = s.next[left]
-        guard right >= 0, !s.frozen[left], !s.frozen[right], s.symbol[left] >= 0, s.symbol[right] >= 0 else { return -1 }
-        return merges.find(PairTable.key(UInt32(bitPattern: s.symbol[left]), UInt32(bitPattern: s.symbol[right]))) ?? -1
-    }
-
-    /// Greedy merging: always the highest-scoring adjacent pair, ties to the leftmost.
-    /// Small chunks scan linearly; long ones (CJK runs, repeated characters) use a heap, as sentencepiece does.
-    private func mergePairs(_ s: inout MergeScratch) {
-        let count = s.symbol.count
-        guard count > 1 else { return }
-        for i in 0..<count { s.candidate.append(mergeCandidate(&s, i)) }
-        if count <= 48 {
-            while true {
-                var best = -1
-                var bestScore = -Float.infinity
-                var i = 0
-                while i >= 0 {
-                    let c = s.candidate[i]
-                    if c >= 0 && (best < 0 || scores[Int(c)] > bestScore) {
-                        best = i
-                        bestScore = scores[Int(c)]
-                    }
-                    i = s.next[i]
-                }
-                if best < 0 { return }
-                merge(&s, at: best)
-                s.candidate[best] = mergeCandidate(&s, best)
-                if s.prev[best] >= 0 { s.candidate[s.prev[best]] = mergeCandidate(&s, s.prev[best]) }
-            }
-        }
-        var heap = PairHeap()
-        for i in 0..<count where s.candidate[i] >= 0 {
-            heap.push(.init(score: scores[Int(s.candidate[i])], left: Int32(i), size: s.pairSize(i)))
-        }
-        while let top = heap.pop() {
-            let left = Int(top.left)
-            // Stale entries: a side was merged away or grew since the pair was queued.
-            guard s.alive[left], s.next[left] >= 0, s.pairSize(left) == top.size, s.candidate[left] >= 0 else { continue }
-            merge(&s, at: left)
-            s.candidate[left] = mergeCandidate(&s, left)
-            if s.candidate[left] >= 0 {
-                heap.push(.init(score: scores[Int(s.candidate[left])], left: Int32(left), size: s.pairSize(left)))
-            }
-            let p = s.prev[left]
-            if p >= 0 {
-                s.candidate[p] = mergeCandidate(&s, p)
-                if s.candidate[p] >= 0 { heap.push(.init(score: scores[Int(s.candidate[p])], left: Int32(p), size: s.pairSize(p))) }
-            }
-        }
-    }
-
-    @inline(__always)
-    private func merge(_ s: inout MergeScratch, at left: Int) {
-        let right = s.next[left]
-        s.symbol[left] = s.candidate[left]
-        s.end[left] = s.end[right]
-        s.alive[right] = false
-        s.candidate[right] = -1
-        let after = s.next[right]
-        s.next[left] = after
-        if after >= 0 { s.prev[after] = left }
-    }
-}
-
-/// Per-call working arrays of the merge loop, reused across chunks so the loop allocates nothing.
-private struct MergeScratch {
-    var symbol: [Int32] = []
-    var start: [Int] = []
-    var end: [Int] = []
-    var prev: [Int] = []
-    var next: [Int] = []
-    var frozen: [Bool] = []
-    var alive: [Bool] = []
-    var candidate: [Int32] = []
-
-    mutating func reset() {
-        symbol.removeAll(keepingCapacity: true)
-        start.removeAll(keepingCapacity: true)
-        end.removeAll(keepingCapacity: true)
-        prev.removeAll(keepingCapacity: true)
-        next.removeAll(keepingCapacity: true)
-        frozen.removeAll(keepingCapacity: true)
-        alive.removeAll(keepingCapacity: true)
-        candidate.removeAll(keepingCapacity: true)
-    }
-
-    mutating func append(symbol id: Int32, start s: Int, end e: Int, frozen f: Bool) {
-        let index = symbol.count
-        if index > 0 { next[index - 1] = index }
-        symbol.append(id)
-        start.append(s)
-        end.append(e)
-        prev.append(index - 1)
-        next.append(-1)
-        frozen.append(f)
-        alive.append(true)
-    }
-
-    /// Byte length of the pair starting at `left`: it identifies a queued pair, since symbols only grow.
-    @inline(__always) func pairSize(_ left: Int) -> Int32 {
-        Int32(end[next[left]] - start[left])
-    }
-}
-
-private struct PairHeap {
-    struct Entry {
-        var score: Float
-        var left: Int32
-        var size: Int32
-        /// Higher score first; equal scores go to the leftmost pair.
-        @inline(__always) func precedes(_ other: Entry) -> Bool {
-            score != other.score ? score > other.score : left < other.left
-        }
-    }
-    private var items: [Entry] = []
-
-    mutating func push(_ entry: Entry) {
-        items.append(entry)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].precedes(items[parent]) else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var parent = 0
-            while true {
-                let l = 2 * parent + 1
-                let r = l + 1
-                var best = parent
-                if l < items.count && items[l].precedes(items[best]) { best = l }
-                if r < items.count && items[r].precedes(items[best]) { best = r }
-                if best == parent { break }
-                items.swapAt(parent, best)
-                parent = best
-            }
-        }
-        return top
     }
 }
 
@@ -427,57 +274,6 @@ private struct ChunkCache {
         slots = [Slot](repeating: Slot(), count: old.count * 2)
         used = 0
         for slot in old where slot.chunkStart >= 0 { insert(slot) }
-    }
-}
-
-/// Open-addressing hash map from a 64-bit key to an Int32 value; built once, then read-only.
-struct PairTable: Sendable {
-    private var keys: [UInt64]
-    private var values: [Int32]
-    private var count = 0
-    private static let empty = UInt64.max
-
-    init() {
-        keys = [UInt64](repeating: Self.empty, count: 1024)
-        values = [Int32](repeating: 0, count: 1024)
-    }
-
-    @inline(__always) static func key(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
-
-    @inline(__always) private static func slot(_ key: UInt64, mask: Int) -> Int {
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
-    }
-
-    @inline(__always) func find(_ key: UInt64) -> Int32? {
-        keys.withUnsafeBufferPointer { keys in
-            let mask = keys.count - 1
-            var i = Self.slot(key, mask: mask)
-            while true {
-                let k = keys[i]
-                if k == key { return values[i] }
-                if k == Self.empty { return nil }
-                i = (i + 1) & mask
-            }
-        }
-    }
-
-    mutating func insert(_ key: UInt64, value: Int32) {
-        if (count + 1) * 2 > keys.count { grow() }
-        let mask = keys.count - 1
-        var i = Self.slot(key, mask: mask)
-        while keys[i] != Self.empty && keys[i] != key { i = (i + 1) & mask }
-        if keys[i] == Self.empty { count += 1 }
-        keys[i] = key
-        values[i] = value
-    }
-
-    private mutating func grow() {
-        let oldKeys = keys
-        let oldValues = values
-        keys = [UInt64](repeating: Self.empty, count: oldKeys.count * 2)
-        values = [Int32](repeating: 0, count: oldKeys.count * 2)
-        count = 0
-        for (k, v) in zip(oldKeys, oldValues) where k != Self.empty { insert(k, value: v) }
     }
 }
 

@@ -39,6 +39,24 @@ public struct SentencePieceModelFile: Sendable {
     public var removeExtraWhitespaces = true
     public var escapeWhitespaces = true
 
+    /// A BPE model from vocabulary arrays (a GGUF `llama` tokenizer), with the given options.
+    public init(
+        pieces: [[UInt8]], scores: [Float], types: [PieceType], unknownID: Int, bosID: Int, eosID: Int,
+        addDummyPrefix: Bool, byteFallback: Bool
+    ) {
+        self.pieces = pieces
+        self.scores = scores
+        self.types = types
+        modelType = 2
+        self.unknownID = unknownID
+        self.bosID = bosID
+        self.eosID = eosID
+        self.addDummyPrefix = addDummyPrefix
+        self.byteFallback = byteFallback
+        removeExtraWhitespaces = false
+        normalizerName = "identity"
+    }
+
     /// Reads and validates a `.model` file.
     /// - Throws: `TokenizerError` naming the file and byte offset of the first problem.
     public init(contentsOf url: URL) throws(TokenizerError) {

@@ -1,0 +1,92 @@
+// Quantized matrix products against their naive twin, on random blocks with every bit pattern, shapes
+// with uneven thread splits, and several token counts (the block layouts themselves are checked against
+// gguf-py in InternCoreTests/QuantizedBlocksTests).
+import InternKernels
+import Testing
+
+/// Random blocks of `type`: random bytes, with the f16 scales set to finite, moderate values.
+func randomBlocks(_ type: BlockQuantization, rows: Int, cols: Int, seed: UInt64) -> [UInt8] {
+    var rng = SplitMix64(seed: seed)
+    var bytes = (0..<(rows * type.rowBytes(cols))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let scaleOffsets: [Int] =
+        switch type {
+        case .q8_0, .q4_0: [0]
+        case .q4_1, .q4_K: [0, 2]
+        case .q6_K: [208]
+        }
+    for block in 0..<(bytes.count / type.blockBytes) {
+        for o in scaleOffsets {
+            let scale = Float16(Float(rng.next() % 1000 + 1) / 20000).bitPattern
+            bytes[block * type.blockBytes + o] = UInt8(scale & 0xFF)
+            bytes[block * type.blockBytes + o + 1] = UInt8(scale >> 8)
+        }
+    }
+    return bytes
+}
+
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+}
+
+@Suite struct QuantizedMatMulTests {
+    @Test(arguments: BlockQuantization.allCases, [(1, 7), (3, 13), (5, 4)])
+    func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
+        let cols = 2 * 256
+        let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 42)
+        var rng = SplitMix64(seed: 7)
+        let input = (0..<(shape.tokens * cols)).map { _ in rng.nextFloat() }
+        var got = [Float](repeating: .nan, count: shape.tokens * shape.rows)
+        var want = got
+        let pool = ThreadPool(threadCount: 3)
+        weights.withUnsafeBytes { w in
+            matMulQuantized(&got, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols, pool: pool)
+            matMulQuantizedReference(&want, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols)
+        }
+        let scale = want.map(abs).max()! + 1
+        let maxDiff = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(maxDiff <= 1e-5 * scale, "\(type) \(shape): max |diff| \(maxDiff)")
+    }
+
+    @Test(arguments: BlockQuantization.allCases)
+    func dequantizeMatchesReferenceElements(type: BlockQuantization) {
+        let cols = 512
+        let weights = randomBlocks(type, rows: 2, cols: cols, seed: 3)
+        var got = [Float](repeating: .nan, count: 2 * cols)
+        weights.withUnsafeBytes { w in
+            dequantize(&got, from: w.baseAddress!, type: type, offset: 0, count: 2 * cols)
+            for i in 0..<(2 * cols) {
+                let want = quantizedElementReference(w.baseAddress!, type: type, index: i)
+                if got[i] != want {
+                    Issue.record("\(type) weight \(i): \(got[i]) vs \(want)")
+                    return
+                }
+            }
+        }
+    }
+
+    @Test func resultDoesNotDependOnTokenCount() {
+        // A row's output must be bit-identical whether a token is processed alone or with others.
+        let cols = 256, rows = 5
+        let weights = randomBlocks(.q4_K, rows: rows, cols: cols, seed: 9)
+        var rng = SplitMix64(seed: 1)
+        let input = (0..<(4 * cols)).map { _ in rng.nextFloat() }
+        var all = [Float](repeating: 0, count: 4 * rows)
+        var one = [Float](repeating: 0, count: rows)
+        weights.withUnsafeBytes { w in
+            matMulQuantized(&all, weight: w.baseAddress!, type: .q4_K, input: input, tokens: 4, rows: rows, cols: cols, pool: nil)
+            input.withUnsafeBufferPointer { x in
+                matMulQuantized(&one, weight: w.baseAddress!, type: .q4_K, input: x.baseAddress! + 2 * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+            }
+        }
+        #expect(Array(all[(2 * rows)..<(3 * rows)]) == one)
+    }
+}
