@@ -1,6 +1,7 @@
 // `intern generate`: a continuation of a prompt, streamed to stdout, or one JSON object with --json.
 import ArgumentParser
 import Foundation
+import InternChat
 import InternEngine
 import InternModels
 import InternTokenizer
@@ -26,24 +27,39 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Prompt token ids, e.g. 1,2,3 (replaces --prompt).")
     var promptIds: String?
 
+    @Flag(help: "Wrap the prompt in the InternLM2 chat template as one user message (stops also at <|action_end|>).")
+    var chat = false
+
+    @Option(help: "With --chat: a system message before the user's.")
+    var system: String?
+
     @Flag(help: "Print one JSON object at the end instead of streaming text.")
     var json = false
 
     func run() async throws {
         let tokenizer = try modelOptions.loadTokenizer()
+        var parameters = sampling.parameters
         let ids: [Int32]
-        switch (prompt, promptIds) {
-        case (_, let list?): ids = try parseIDs(list, option: "--prompt-ids")
-        case (let text?, nil): ids = tokenizer.encode(text, addBOS: true, parseSpecialTokens: true)
-        case (nil, nil): throw ValidationError("give --prompt TEXT or --prompt-ids 1,2,3")
+        switch (prompt, promptIds, chat) {
+        case (_?, _?, _): throw ValidationError("give either --prompt or --prompt-ids, not both")
+        case (nil, let list?, false): ids = try parseIDs(list, option: "--prompt-ids")
+        case (nil, _?, true): throw ValidationError("--chat needs --prompt TEXT (it renders the template itself)")
+        case (let text?, nil, false): ids = tokenizer.encode(text, addBOS: true, parseSpecialTokens: true)
+        case (let text?, nil, true):
+            let format = InternLM2ChatFormat(tokenizer: tokenizer)
+            let messages = (system.map { [ChatMessage.system($0)] } ?? []) + [.user(text)]
+            do { ids = try format.promptIDs(for: messages) } catch { throw ValidationError("\(error)") }
+            parameters.stopTokenIDs.formUnion(format.stopTokenIDs)
+        case (nil, nil, _): throw ValidationError("give --prompt TEXT or --prompt-ids 1,2,3")
         }
+        if system != nil && !chat { throw ValidationError("--system needs --chat") }
         let loadStart = ContinuousClock.now
         let model = try modelOptions.loadModel()
         let loadTime = ContinuousClock.now - loadStart
         let generator = Generator(model: model, tokenizer: tokenizer)
         var info: GenerationInfo?
         do {
-            for try await event in generator.generate(prompt: ids, parameters: sampling.parameters) {
+            for try await event in generator.generate(prompt: ids, parameters: parameters) {
                 switch event {
                 case .text(let piece):
                     if !json {
@@ -57,7 +73,8 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         guard let info else { return }
         if json {
-            let line = "{\"ids\": \(JSONText.intArray(info.tokenIDs)), \"text\": \(JSONText.quoted(info.text)), \"finish_reason\": \"\(info.finishReason.rawValue)\", \"prompt_tokens\": \(info.promptTokens), \"completion_tokens\": \(info.completionTokens)}\n"
+            let line =
+                "{\"ids\": \(JSONText.intArray(info.tokenIDs)), \"text\": \(JSONText.quoted(info.text)), \"finish_reason\": \"\(info.finishReason.rawValue)\", \"prompt_tokens\": \(info.promptTokens), \"completion_tokens\": \(info.completionTokens)}\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         } else {
             FileHandle.standardOutput.write(Data("\n".utf8))

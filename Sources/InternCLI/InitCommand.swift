@@ -22,11 +22,13 @@ struct InitCommand: AsyncParsableCommand {
             let dynamic = InternLM2Configuration.RopeScaling(type: .dynamic, factor: 2.0)
             switch self {
             case .tiny:
-                return InternLM2Configuration(hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
-                                              intermediateSize: 128, ropeScaling: dynamic)
+                return InternLM2Configuration(
+                    hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
+                    intermediateSize: 128, ropeScaling: dynamic)
             case .small:
-                return InternLM2Configuration(hiddenSize: 1024, numHiddenLayers: 8, numAttentionHeads: 8, numKeyValueHeads: 4,
-                                              intermediateSize: 4096, ropeScaling: dynamic)
+                return InternLM2Configuration(
+                    hiddenSize: 1024, numHiddenLayers: 8, numAttentionHeads: 8, numKeyValueHeads: 4,
+                    intermediateSize: 4096, ropeScaling: dynamic)
             case .oneEightB: return .internLM2_1_8B
             case .sevenB: return .internLM2_7B
             }

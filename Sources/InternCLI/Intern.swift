@@ -8,8 +8,8 @@ struct Intern: AsyncParsableCommand {
         abstract: "InternKit: tokenizer, chat format and tools for the InternLM2 model family.",
         version: "0.1.0",
         subcommands: [
-            TokenizeCommand.self, TemplateCommand.self, GenerateCommand.self, LogitsCommand.self, InitCommand.self,
-            PerplexityCommand.self, BenchCommand.self,
+            TokenizeCommand.self, TemplateCommand.self, GenerateCommand.self, ChatCommand.self, LogitsCommand.self,
+            InitCommand.self, PerplexityCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -2,8 +2,8 @@
 // [T, vocab], computed through the engine's path (KV cache, chunked prefill).
 import ArgumentParser
 import Foundation
-import InternEngine
 import InternCore
+import InternEngine
 import InternModels
 
 struct LogitsCommand: AsyncParsableCommand {

@@ -201,12 +201,15 @@ public final class GGUFFile: @unchecked Sendable {
             let elements = info.dims.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
             let bytes = elements / info.type.blockSize * info.type.blockBytes
             guard info.offset % UInt64(alignment) == 0 else {
-                throw CheckpointError.malformedGGUF(file: name, offset: dataStart, reason: "tensor '\(info.name)' offset \(info.offset) is not aligned to \(alignment)")
+                throw CheckpointError.malformedGGUF(
+                    file: name, offset: dataStart, reason: "tensor '\(info.name)' offset \(info.offset) is not aligned to \(alignment)")
             }
             guard info.offset <= UInt64(file.size), dataStart + Int(info.offset) + bytes <= file.size else {
                 throw CheckpointError.malformedGGUF(
                     file: name, offset: dataStart,
-                    reason: "tensor '\(info.name)' (\(info.type.name) \(info.dims), \(bytes) bytes at data offset \(info.offset)) reaches past the end of the file (\(file.size) bytes): truncated?")
+                    reason:
+                        "tensor '\(info.name)' (\(info.type.name) \(info.dims), \(bytes) bytes at data offset \(info.offset)) reaches past the end of the file (\(file.size) bytes): truncated?"
+                )
             }
             if byName[info.name] != nil { throw CheckpointError.malformedGGUF(file: name, offset: dataStart, reason: "duplicate tensor '\(info.name)'") }
             byName[info.name] = tensors.count

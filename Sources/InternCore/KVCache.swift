@@ -17,6 +17,8 @@ public protocol KVCache: AnyObject {
     func values(layer: Int) -> UnsafeMutablePointer<Float>
     /// Marks `newPositions` more positions as filled.
     func commit(_ newPositions: Int)
+    /// Forgets every position from `count` on (keeps its storage), so a shared prefix can be reused.
+    func truncate(to count: Int)
     /// Empties the cache (keeps its storage).
     func reset()
 }

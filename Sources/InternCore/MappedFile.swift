@@ -1,10 +1,11 @@
 // A read-only memory map of a whole file: checkpoints are mapped, not read, so loading costs page-table
 // setup and the weights are paged in by the first forward pass (llama2.c `memory_map_weights`).
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A file mapped read-only into memory for the life of the object.

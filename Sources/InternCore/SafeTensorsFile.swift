@@ -73,7 +73,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             let offsets = entry.dataOffsets
             guard offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw CheckpointError.corruptHeader(file: name, reason: "tensor '\(tensorName)' has data_offsets \(offsets); expected [begin, end] with 0 ≤ begin ≤ end")
+                throw CheckpointError.corruptHeader(
+                    file: name, reason: "tensor '\(tensorName)' has data_offsets \(offsets); expected [begin, end] with 0 ≤ begin ≤ end")
             }
             guard offsets[1] <= dataSize else {
                 throw CheckpointError.dataOutOfRange(file: name, tensor: tensorName, offsets: offsets, dataSize: dataSize)
@@ -84,8 +85,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             let expected = elements * dtype.byteSize
             guard !overflow, expected == offsets[1] - offsets[0] else {
-                throw CheckpointError.sizeMismatch(file: name, tensor: tensorName, dtype: dtype.rawValue, shape: entry.shape,
-                                                   expectedBytes: overflow ? Int.max : expected, actualBytes: offsets[1] - offsets[0])
+                throw CheckpointError.sizeMismatch(
+                    file: name, tensor: tensorName, dtype: dtype.rawValue, shape: entry.shape,
+                    expectedBytes: overflow ? Int.max : expected, actualBytes: offsets[1] - offsets[0])
             }
             tensors[tensorName] = TensorInfo(name: tensorName, dtype: dtype, shape: entry.shape, dataOffsets: offsets[0]..<offsets[1])
         }

@@ -32,7 +32,9 @@ public enum SafeTensorsWriter {
         var offset = 0
         for spec in specs {
             let end = offset + spec.byteCount
-            parts.append("\(quote(spec.name)):{\"dtype\":\"\(spec.dtype.rawValue)\",\"shape\":[\(spec.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}")
+            parts.append(
+                "\(quote(spec.name)):{\"dtype\":\"\(spec.dtype.rawValue)\",\"shape\":[\(spec.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
+            )
             offset = end
         }
         header += parts.joined(separator: ",") + "}"

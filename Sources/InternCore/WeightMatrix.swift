@@ -35,8 +35,9 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// A safetensors tensor of two dimensions.
     public init(_ view: TensorView) {
-        self.init(data: view.data, storage: .float(view.dtype.kernelType), rows: view.shape[0],
-                  cols: view.shape.count > 1 ? view.shape[1] : 1, owner: view.mapping)
+        self.init(
+            data: view.data, storage: .float(view.dtype.kernelType), rows: view.shape[0],
+            cols: view.shape.count > 1 ? view.shape[1] : 1, owner: view.mapping)
     }
 
     /// Bytes the matrix occupies.

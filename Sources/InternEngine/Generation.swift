@@ -4,9 +4,9 @@
 // `generate` wraps the synchronous loop in an AsyncThrowingStream (mlx-swift-lm `Generation`,
 // `GenerateCompletionInfo`); cancellation is checked once per token.
 import Foundation
+import InternCore
 public import InternModels
 public import InternTokenizer
-import InternCore
 
 /// Everything that shapes one generation request.
 public struct GenerationParameters: Sendable {
@@ -36,6 +36,8 @@ public enum FinishReason: String, Sendable, Equatable {
 public struct GenerationInfo: Sendable, Equatable {
     public var finishReason: FinishReason
     public var promptTokens: Int
+    /// Prompt tokens whose keys and values came from a session's cache instead of being computed.
+    public var reusedPromptTokens: Int
     public var completionTokens: Int
     /// The generated ids (a final stop token not included).
     public var tokenIDs: [Int32]
@@ -46,6 +48,25 @@ public struct GenerationInfo: Sendable, Equatable {
 
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     public var tokensPerSecond: Double { generationSeconds > 0 ? Double(completionTokens) / generationSeconds : 0 }
+}
+
+/// A KV cache kept across calls of `Generator.run`, as a chat keeps it across turns: the longest prefix
+/// that the next prompt shares with what the cache holds is not computed again.
+public final class GenerationSession: @unchecked Sendable {
+    let cache: SimpleKVCache
+    /// The tokens whose keys and values the cache holds, in order.
+    public fileprivate(set) var cachedTokens: [Int32] = []
+
+    /// A session for `model` holding at most `contextLength` positions (the model's maximum when nil).
+    public init(model: any LanguageModel, contextLength: Int? = nil) {
+        cache = SimpleKVCache(model: model, capacity: contextLength)
+    }
+
+    /// Forgets everything cached.
+    public func reset() {
+        cache.reset()
+        cachedTokens = []
+    }
 }
 
 /// One event of a generation stream.
@@ -85,21 +106,34 @@ public struct Generator: Sendable {
         return stream
     }
 
-    /// The synchronous generation loop: `emit` receives text deltas; returns the summary.
+    /// The synchronous generation loop: `emit` receives text deltas; returns the summary. With a
+    /// `session`, its cache is reused for the prompt's prefix it already holds and keeps this call's tokens.
     public func run(
-        prompt: [Int32], parameters: GenerationParameters, isCancelled: () -> Bool = { false },
-        emit: (String) -> Void = { _ in }
+        prompt: [Int32], parameters: GenerationParameters, session: GenerationSession? = nil,
+        isCancelled: () -> Bool = { false }, emit: (String) -> Void = { _ in }
     ) throws -> GenerationInfo {
         guard !prompt.isEmpty else { throw EngineError.emptyPrompt }
         try parameters.sampling.validate()
         guard parameters.maxTokens >= 0 else {
             throw EngineError.invalidParameter(name: "max_tokens", value: "\(parameters.maxTokens)", reason: "must be ≥ 0")
         }
-        let contextLength = min(parameters.contextLength ?? model.maxSequenceLength, model.maxSequenceLength)
+        var contextLength = min(parameters.contextLength ?? model.maxSequenceLength, model.maxSequenceLength)
+        if let session { contextLength = min(contextLength, session.cache.capacity) }
         guard prompt.count <= contextLength else {
             throw EngineError.promptTooLong(promptTokens: prompt.count, contextLength: contextLength)
         }
-        let cache = SimpleKVCache(model: model, capacity: contextLength)
+        let cache: SimpleKVCache
+        var reused = 0
+        if let session {
+            // Keep the shared prefix, but always run the prompt's last token: its logits pick the first token.
+            let common = zip(session.cachedTokens, prompt).prefix { $0 == $1 }.count
+            reused = min(common, prompt.count - 1)
+            session.cache.truncate(to: reused)
+            session.cachedTokens.removeLast(session.cachedTokens.count - reused)
+            cache = session.cache
+        } else {
+            cache = SimpleKVCache(model: model, capacity: contextLength)
+        }
         var processors: [any LogitProcessor] = []
         if parameters.repetitionPenalty != 1 { processors.append(RepetitionPenalty(parameters.repetitionPenalty)) }
         if parameters.presencePenalty != 0 { processors.append(PresencePenalty(parameters.presencePenalty)) }
@@ -125,9 +159,10 @@ public struct Generator: Sendable {
         }
 
         if parameters.maxTokens > 0 {
-            try prompt.withUnsafeBufferPointer { ids in
+            try prompt[reused...].withUnsafeBufferPointer { ids in
                 try logits.withUnsafeMutableBufferPointer { try model.forward(ids, cache: cache, allLogits: false, logits: $0.baseAddress!) }
             }
+            session?.cachedTokens += prompt[reused...]
         }
         promptSeconds = seconds(clock.now - promptStart)
         let decodeStart = clock.now
@@ -163,6 +198,7 @@ public struct Generator: Sendable {
             try [token].withUnsafeBufferPointer { ids in
                 try logits.withUnsafeMutableBufferPointer { try model.forward(ids, cache: cache, allLogits: false, logits: $0.baseAddress!) }
             }
+            session?.cachedTokens.append(token)
         }
         if detokenizer != nil, finish != .stop || stops.stopped == false {
             let (safe, stopped) = stops.append(detokenizer!.finish())
@@ -170,7 +206,8 @@ public struct Generator: Sendable {
             if stopped { finish = .stop } else { deliver(stops.flush()) }
         }
         return GenerationInfo(
-            finishReason: finish, promptTokens: prompt.count, completionTokens: generated.count, tokenIDs: generated,
+            finishReason: finish, promptTokens: prompt.count, reusedPromptTokens: reused, completionTokens: generated.count,
+            tokenIDs: generated,
             text: text, promptSeconds: promptSeconds, generationSeconds: seconds(clock.now - decodeStart))
     }
 }

@@ -26,8 +26,9 @@ public final class SimpleKVCache: KVCache {
 
     /// A cache shaped for `model`, holding at most `capacity` positions (the model's maximum by default).
     public convenience init(model: any LanguageModel, capacity: Int? = nil) {
-        self.init(layers: model.kvCacheLayers, rowSize: model.kvCacheRowSize,
-                  capacity: min(capacity ?? model.maxSequenceLength, model.maxSequenceLength))
+        self.init(
+            layers: model.kvCacheLayers, rowSize: model.kvCacheRowSize,
+            capacity: min(capacity ?? model.maxSequenceLength, model.maxSequenceLength))
     }
 
     deinit {
@@ -58,6 +59,11 @@ public final class SimpleKVCache: KVCache {
     public func commit(_ newPositions: Int) {
         precondition(count + newPositions <= allocated, "commit beyond reserved positions")
         count += newPositions
+    }
+
+    public func truncate(to newCount: Int) {
+        precondition(newCount >= 0, "negative cache length")
+        count = min(count, newCount)
     }
 
     public func reset() { count = 0 }

@@ -1,3 +1,4 @@
+import Foundation
 // Perplexity of a text under a model, chunked exactly as llama.cpp's `llama-perplexity` does
 // (tools/perplexity/perplexity.cpp `perplexity`): the tokens are cut into windows of `context` tokens,
 // the first token of each window becomes BOS when the tokenizer adds one, and only the second half of
@@ -6,7 +7,6 @@
 // (mean KL divergence and top-1 agreement on the same positions), as `--kl-divergence` does.
 public import InternEngine
 public import InternModels
-import Foundation
 
 /// What `evaluatePerplexity` measured.
 public struct PerplexityResult: Sendable, Equatable {

@@ -52,8 +52,9 @@ enum BF16Loader: WeightLoader {
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
         // bf16 is the top half of an f32: widen and shift into place. Lane by lane, because the generic
         // `SIMD8<UInt32>(truncatingIfNeeded:)` is not specialized and costs a call per vector.
-        return unsafeBitCast(widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)) &<< 16,
-                             to: SIMD8<Float>.self)
+        return unsafeBitCast(
+            widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)) &<< 16,
+            to: SIMD8<Float>.self)
     }
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
@@ -83,8 +84,9 @@ enum F16Loader: WeightLoader {
 
 @inline(__always) @usableFromInline
 func widen(_ v: SIMD8<UInt16>) -> SIMD8<UInt32> {
-    SIMD8<UInt32>(UInt32(v[0]), UInt32(v[1]), UInt32(v[2]), UInt32(v[3]),
-                  UInt32(v[4]), UInt32(v[5]), UInt32(v[6]), UInt32(v[7]))
+    SIMD8<UInt32>(
+        UInt32(v[0]), UInt32(v[1]), UInt32(v[2]), UInt32(v[3]),
+        UInt32(v[4]), UInt32(v[5]), UInt32(v[6]), UInt32(v[7]))
 }
 
 /// Element `index` of a weight buffer as f32 (slow path for gathers and references).

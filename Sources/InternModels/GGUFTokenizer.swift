@@ -11,13 +11,14 @@ public enum GGUFTokenizer {
     public static func load(from file: GGUFFile) throws -> any Tokenizer {
         let model = try file.requireString("tokenizer.ggml.model")
         let tokens = try byteStrings(file, "tokenizer.ggml.tokens")
-        let types: [Int32] = try file["tokenizer.ggml.token_type"].map { value in
-            guard let list = value.arrayValue, list.count == tokens.count else {
-                throw CheckpointError.malformedGGUF(
-                    file: file.fileName, offset: 0, reason: "tokenizer.ggml.token_type must list one type per token (\(tokens.count))")
-            }
-            return list.map { Int32(clamping: $0.intValue ?? 1) }
-        } ?? Array(repeating: 1, count: tokens.count)
+        let types: [Int32] =
+            try file["tokenizer.ggml.token_type"].map { value in
+                guard let list = value.arrayValue, list.count == tokens.count else {
+                    throw CheckpointError.malformedGGUF(
+                        file: file.fileName, offset: 0, reason: "tokenizer.ggml.token_type must list one type per token (\(tokens.count))")
+                }
+                return list.map { Int32(clamping: $0.intValue ?? 1) }
+            } ?? Array(repeating: 1, count: tokens.count)
         func id(_ key: String) -> TokenID? { file[key]?.intValue.map { TokenID(clamping: $0) } }
         let bos = id("tokenizer.ggml.bos_token_id")
         let eos = id("tokenizer.ggml.eos_token_id")

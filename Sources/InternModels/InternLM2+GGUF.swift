@@ -90,7 +90,8 @@ extension InternLM2Model {
         for tensor in file.tensors where !used.contains(tensor.name) {
             throw CheckpointError.unexpectedTensor(file: file.fileName, tensor: tensor.name)
         }
-        self.init(configuration: c, tokEmbeddings: embeddings, layers: layers, norm: norm, output: output,
-                  threadCount: threadCount, chunkSize: chunkSize)
+        self.init(
+            configuration: c, tokEmbeddings: embeddings, layers: layers, norm: norm, output: output,
+            threadCount: threadCount, chunkSize: chunkSize)
     }
 }

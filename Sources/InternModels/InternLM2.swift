@@ -27,8 +27,9 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
             let name = try c.decodeIfPresent(String.self, forKey: .type) ?? c.decodeIfPresent(String.self, forKey: .ropeType)
             guard let name else { throw ConfigError.missingKey(file: "config.json", key: "rope_scaling.type") }
             guard let kind = Kind(rawValue: name) else {
-                throw ConfigError.invalidValue(file: "config.json", key: "rope_scaling.type", value: "\"\(name)\"",
-                                               reason: "supported: \"dynamic\", \"linear\"")
+                throw ConfigError.invalidValue(
+                    file: "config.json", key: "rope_scaling.type", value: "\"\(name)\"",
+                    reason: "supported: \"dynamic\", \"linear\"")
             }
             guard let factor = try c.decodeIfPresent(Double.self, forKey: .factor) else {
                 throw ConfigError.missingKey(file: "config.json", key: "rope_scaling.factor")
@@ -123,25 +124,31 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
         func check(_ ok: Bool, _ key: CodingKeys, _ value: Any, _ reason: String) throws {
             if !ok { throw ConfigError.invalidValue(file: "config.json", key: key.rawValue, value: "\(value)", reason: reason) }
         }
-        for (key, value) in [(CodingKeys.hiddenSize, hiddenSize), (.numHiddenLayers, numHiddenLayers),
-                             (.numAttentionHeads, numAttentionHeads), (.numKeyValueHeads, numKeyValueHeads),
-                             (.intermediateSize, intermediateSize), (.vocabSize, vocabSize),
-                             (.maxPositionEmbeddings, maxPositionEmbeddings)] {
+        for (key, value) in [
+            (CodingKeys.hiddenSize, hiddenSize), (.numHiddenLayers, numHiddenLayers),
+            (.numAttentionHeads, numAttentionHeads), (.numKeyValueHeads, numKeyValueHeads),
+            (.intermediateSize, intermediateSize), (.vocabSize, vocabSize),
+            (.maxPositionEmbeddings, maxPositionEmbeddings),
+        ] {
             try check(value > 0, key, value, "must be positive")
         }
-        try check(hiddenSize % numAttentionHeads == 0, .hiddenSize, hiddenSize,
-                  "must be a multiple of num_attention_heads (\(numAttentionHeads))")
-        try check(headDim % 2 == 0, .numAttentionHeads, numAttentionHeads,
-                  "gives an odd head dim (\(headDim)); rotary embedding needs an even one")
-        try check(numAttentionHeads % numKeyValueHeads == 0, .numKeyValueHeads, numKeyValueHeads,
-                  "must divide num_attention_heads (\(numAttentionHeads))")
+        try check(
+            hiddenSize % numAttentionHeads == 0, .hiddenSize, hiddenSize,
+            "must be a multiple of num_attention_heads (\(numAttentionHeads))")
+        try check(
+            headDim % 2 == 0, .numAttentionHeads, numAttentionHeads,
+            "gives an odd head dim (\(headDim)); rotary embedding needs an even one")
+        try check(
+            numAttentionHeads % numKeyValueHeads == 0, .numKeyValueHeads, numKeyValueHeads,
+            "must divide num_attention_heads (\(numAttentionHeads))")
         try check(rmsNormEps > 0 && rmsNormEps.isFinite, .rmsNormEps, rmsNormEps, "must be positive")
         try check(ropeTheta > 0 && ropeTheta.isFinite, .ropeTheta, ropeTheta, "must be positive")
         try check(!bias, .bias, bias, "biases are not supported (InternLM2 checkpoints have none)")
         try check(hiddenAct == "silu", .hiddenAct, "\"\(hiddenAct)\"", "only \"silu\" is supported")
         if let scaling = ropeScaling, !(scaling.factor >= 1 && scaling.factor.isFinite) {
-            throw ConfigError.invalidValue(file: "config.json", key: "rope_scaling.factor", value: "\(scaling.factor)",
-                                           reason: "must be ≥ 1")
+            throw ConfigError.invalidValue(
+                file: "config.json", key: "rope_scaling.factor", value: "\(scaling.factor)",
+                reason: "must be ≥ 1")
         }
     }
 
@@ -227,7 +234,7 @@ struct InternLM2Block {
 // MARK: - Model
 
 /// An InternLM2 checkpoint ready to run: mapped weights, a thread pool and run-state buffers sized once.
-/// One forward pass at a time (the engine serializes calls); not safe to call concurrently.
+/// Runs one forward pass at a time: concurrent callers wait on a lock, since the run-state buffers are shared.
 public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public let configuration: InternLM2Configuration
     /// Tokens per internal prefill chunk; run-state buffers are sized for it.
@@ -243,6 +250,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     let pool: ThreadPool
     private let state: RunState
     private var inverseFrequencies: (base: Double, values: [Float]) = (0, [])
+    private let forwardLock = NSLock()
 
     public var vocabularySize: Int { configuration.vocabSize }
     public var maxSequenceLength: Int {
@@ -255,12 +263,15 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     /// Loads `config.json` and the safetensors weights of `directory`.
     public convenience init(directory: URL, threadCount: Int? = nil, chunkSize: Int = 64) throws {
         let configuration = try InternLM2Configuration.load(from: directory.appendingPathComponent("config.json"))
-        try self.init(configuration: configuration, checkpoint: Checkpoint(directory: directory),
-                      threadCount: threadCount, chunkSize: chunkSize)
+        try self.init(
+            configuration: configuration, checkpoint: Checkpoint(directory: directory),
+            threadCount: threadCount, chunkSize: chunkSize)
     }
 
-    public convenience init(configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
-                chunkSize: Int = 64) throws {
+    public convenience init(
+        configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
+        chunkSize: Int = 64
+    ) throws {
         try configuration.validate()
         let names = InternLM2WeightNames(configuration: configuration)
         var used = Set<String>()
@@ -290,13 +301,16 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         for name in checkpoint.tensorNames.subtracting(used).sorted() where !name.hasSuffix("rotary_emb.inv_freq") {
             throw CheckpointError.unexpectedTensor(file: try checkpoint.tensor(name).file, tensor: name)
         }
-        self.init(configuration: configuration, tokEmbeddings: embeddings, layers: layers, norm: norm, output: output,
-                  threadCount: threadCount, chunkSize: chunkSize)
+        self.init(
+            configuration: configuration, tokEmbeddings: embeddings, layers: layers, norm: norm, output: output,
+            threadCount: threadCount, chunkSize: chunkSize)
     }
 
     /// A model from weights already mapped and checked (the safetensors and GGUF loaders end here).
-    init(configuration: InternLM2Configuration, tokEmbeddings: WeightMatrix, layers: [InternLM2Block], norm: [Float],
-         output: WeightMatrix, threadCount: Int?, chunkSize: Int) {
+    init(
+        configuration: InternLM2Configuration, tokEmbeddings: WeightMatrix, layers: [InternLM2Block], norm: [Float],
+        output: WeightMatrix, threadCount: Int?, chunkSize: Int
+    ) {
         self.configuration = configuration
         self.tokEmbeddings = tokEmbeddings
         self.layers = layers
@@ -310,6 +324,8 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public func forward(
         _ tokens: UnsafeBufferPointer<Int32>, cache: any KVCache, allLogits: Bool, logits: UnsafeMutablePointer<Float>
     ) throws {
+        forwardLock.lock()
+        defer { forwardLock.unlock() }
         guard !tokens.isEmpty else { throw ModelError.emptyInput }
         for id in tokens where id < 0 || Int(id) >= configuration.vocabSize {
             throw ModelError.tokenOutOfRange(id: id, vocabularySize: configuration.vocabSize)
@@ -325,8 +341,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             let count = min(chunkSize, tokens.count - done)
             let isLast = done + count == tokens.count
             let out: UnsafeMutablePointer<Float>? = allLogits ? logits + done * configuration.vocabSize : (isLast ? logits : nil)
-            forwardChunk(UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), start: start + done, cache: cache,
-                         frequencies: frequencies, allLogits: allLogits, logits: out)
+            forwardChunk(
+                UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), start: start + done, cache: cache,
+                frequencies: frequencies, allLogits: allLogits, logits: out)
             done += count
         }
         cache.commit(tokens.count)
@@ -351,8 +368,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let positionScale: Float = c.ropeScaling?.type == .linear ? Float(1 / c.ropeScaling!.factor) : 1
         frequencies.withUnsafeBufferPointer { inv in
             for t in 0..<T {
-                ropeCosSin(position: Float(start + t) * positionScale, inverseFrequencies: inv.baseAddress!,
-                           cos: s.cos + t * half, sin: s.sin + t * half, halfDim: half)
+                ropeCosSin(
+                    position: Float(start + t) * positionScale, inverseFrequencies: inv.baseAddress!,
+                    cos: s.cos + t * half, sin: s.sin + t * half, halfDim: half)
             }
         }
 
@@ -366,8 +384,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                 matmul(qkv, wqkv, xb, T)
                 for t in 0..<T {
                     let row = (start + t) * kvDim
-                    InternLM2Attention.splitQKV(qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
-                                                heads: heads, kvHeads: kvHeads, headDim: headDim)
+                    InternLM2Attention.splitQKV(
+                        qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
+                        heads: heads, kvHeads: kvHeads, headDim: headDim)
                 }
             case .separate(let wq, let wk, let wv):
                 // The cache rows of consecutive positions are contiguous, so K and V land there directly.
@@ -381,8 +400,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                 rotate(q + t * heads * headDim, heads, headDim, s.cos + t * half, s.sin + t * half)
                 rotate(keys + row, kvHeads, headDim, s.cos + t * half, s.sin + t * half)
             }
-            attention(attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
-                      kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
+            attention(
+                attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
+                kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             debug("attn_out", l, attn, T * heads * headDim)
             matmul(xb, layer.attention.wo, attn, T)
             addInPlace(x, xb, count: T * hidden)
@@ -417,8 +437,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         var base = c.ropeTheta
         if let scaling = c.ropeScaling, scaling.type == .dynamic, sequenceLength > c.maxPositionEmbeddings {
             let dim = Double(c.headDim)
-            base *= pow(scaling.factor * Double(sequenceLength) / Double(c.maxPositionEmbeddings) - (scaling.factor - 1),
-                        dim / (dim - 2))
+            base *= pow(
+                scaling.factor * Double(sequenceLength) / Double(c.maxPositionEmbeddings) - (scaling.factor - 1),
+                dim / (dim - 2))
         }
         if inverseFrequencies.base != base {
             inverseFrequencies = (base, InternKernels.ropeInverseFrequencies(base: base, headDim: c.headDim))

@@ -222,4 +222,3 @@ struct PairTable: Sendable {
         for (k, v) in zip(oldKeys, oldValues) where k != Self.empty { insert(k, value: v) }
     }
 }
-

@@ -84,7 +84,8 @@ func thrownError(_ body: () throws -> Void) -> CheckpointError? {
         let dir = try temporaryDirectory()
         try SafeTensorsWriter.write(to: dir.appendingPathComponent("model-00001-of-00002.safetensors"), tensors: Array(specs[0..<2])) { _, _ in }
         try SafeTensorsWriter.write(to: dir.appendingPathComponent("model-00002-of-00002.safetensors"), tensors: [specs[2]]) { _, _ in }
-        let index = #"{"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00001-of-00002.safetensors", "c.weight": "model-00002-of-00002.safetensors"}}"#
+        let index =
+            #"{"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00001-of-00002.safetensors", "c.weight": "model-00002-of-00002.safetensors"}}"#
         try Data(index.utf8).write(to: dir.appendingPathComponent("model.safetensors.index.json"))
         let checkpoint = try Checkpoint(directory: dir)
         #expect(checkpoint.files.count == 2)

@@ -7,6 +7,8 @@ import InternModels
 import InternTokenizer
 import Testing
 
+@testable import InternEngine
+
 /// A model whose logits at each new position put all weight on the next id of `script` (then on
 /// `fallback`), reading and extending the cache as a real model does.
 final class ScriptedModel: LanguageModel, @unchecked Sendable {
@@ -207,7 +209,8 @@ let tokenizerURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
         let model = ScriptedModel(script: [], promptLength: 1, maxSequenceLength: 10_000)
         var forwards = 0
         let info = try Generator(model: model, tokenizer: nil).run(
-            prompt: [1], parameters: parameters(1000), isCancelled: {
+            prompt: [1], parameters: parameters(1000),
+            isCancelled: {
                 forwards += 1
                 return forwards > 5
             })
@@ -247,5 +250,16 @@ let tokenizerURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
         #expect(throws: EngineError.contextFull(needed: 601, capacity: 600)) { try cache.reserve(601) }
         cache.reset()
         #expect(cache.count == 0)
+    }
+}
+
+@Suite struct RadixSortTests {
+    @Test func sortsByHighHalfStably() {
+        var random = SeededGenerator(seed: 9)
+        var keys = (0..<5000).map { i in UInt64(random.next() & 0xFFFF_0000_0000_0000 | UInt64(i)) }
+        let expected = keys.enumerated().sorted { ($0.element >> 32, $0.offset) < ($1.element >> 32, $1.offset) }.map(\.element)
+        var scratch: [UInt64] = []
+        Sampler.radixSortByHighHalf(&keys, scratch: &scratch)
+        #expect(keys == expected)
     }
 }

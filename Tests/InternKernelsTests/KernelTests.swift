@@ -52,12 +52,15 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         var slow = fast
         var single = fast
         weights.withUnsafeBytes { w in
-            matMul(&fast, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols,
-                   pool: Self.pool3)
-            matMul(&single, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows,
-                   cols: cols, pool: nil)
-            matMulReference(&slow, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows,
-                            cols: cols)
+            matMul(
+                &fast, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols,
+                pool: Self.pool3)
+            matMul(
+                &single, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows,
+                cols: cols, pool: nil)
+            matMulReference(
+                &slow, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows,
+                cols: cols)
         }
         #expect(maxAbsDiff(fast, slow) < 1e-4 * Float(cols).squareRoot())
         #expect(fast == single, "threaded and single-threaded results differ")
@@ -74,8 +77,10 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
     }
 
     @Test func f16LoaderHandlesSubnormalsInfinitiesAndNaN() {
-        let halves: [Float16] = [0, -0.0, 1, -1.5, 65504, -65504, .leastNonzeroMagnitude, 6.1e-5, .leastNormalMagnitude,
-                                 .infinity, -.infinity, 0.333, 3.14, -2.7e-6, 100, 0.1]
+        let halves: [Float16] = [
+            0, -0.0, 1, -1.5, 65504, -65504, .leastNonzeroMagnitude, 6.1e-5, .leastNormalMagnitude,
+            .infinity, -.infinity, 0.333, 3.14, -2.7e-6, 100, 0.1,
+        ]
         let bytes = halves.flatMap { h in withUnsafeBytes(of: h.bitPattern.littleEndian) { Array($0) } }
         var out = [Float](repeating: 0, count: halves.count + 1)
         let nanBytes = bytes + withUnsafeBytes(of: Float16.nan.bitPattern.littleEndian) { Array($0) }
@@ -159,10 +164,12 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         let v = random.floats(positions * kvHeads * headDim)
         var fast = [Float](repeating: .nan, count: tokens * heads * headDim), slow = fast
         var scratch = [Float](repeating: 0, count: 3 * positions)
-        attention(&fast, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
-                  kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: Self.pool3)
-        attentionReference(&slow, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
-                           kvHeads: kvHeads, headDim: headDim)
+        attention(
+            &fast, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
+            kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: Self.pool3)
+        attentionReference(
+            &slow, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
+            kvHeads: kvHeads, headDim: headDim)
         #expect(maxAbsDiff(fast, slow) < 1e-5)
     }
 

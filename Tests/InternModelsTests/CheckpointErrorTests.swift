@@ -44,8 +44,12 @@ import Testing
     @Test func wrongShapeNamesExpectedAndActual() throws {
         let specs = Self.specs.map { $0.name == "model.layers.0.attention.wqkv.weight" ? TensorSpec(name: $0.name, dtype: .bf16, shape: [48, 16]) : $0 }
         let error = try loadError(specs: specs)
-        #expect(error as? CheckpointError == .shapeMismatch(file: "model.safetensors", tensor: "model.layers.0.attention.wqkv.weight", expected: [32, 16], actual: [48, 16]))
-        #expect((error as? CheckpointError)?.description == "model.safetensors: tensor 'model.layers.0.attention.wqkv.weight' has shape [48, 16], expected [32, 16]")
+        #expect(
+            error as? CheckpointError
+                == .shapeMismatch(file: "model.safetensors", tensor: "model.layers.0.attention.wqkv.weight", expected: [32, 16], actual: [48, 16]))
+        #expect(
+            (error as? CheckpointError)?.description == "model.safetensors: tensor 'model.layers.0.attention.wqkv.weight' has shape [48, 16], expected [32, 16]"
+        )
     }
 
     @Test func missingConfigKeyIsNamed() throws {
@@ -128,8 +132,9 @@ import Testing
     }
 
     @Test func ropeTypeSpellingIsAccepted() throws {
-        let text = Self.published.replacingOccurrences(of: "{\"type\": \"dynamic\", \"factor\": 2.0}",
-                                                       with: "{\"rope_type\": \"linear\", \"factor\": 4.0}")
+        let text = Self.published.replacingOccurrences(
+            of: "{\"type\": \"dynamic\", \"factor\": 2.0}",
+            with: "{\"rope_type\": \"linear\", \"factor\": 4.0}")
         let c = try JSONDecoder().decode(InternLM2Configuration.self, from: Data(text.utf8))
         #expect(c.ropeScaling == .init(type: .linear, factor: 4))
     }

@@ -7,6 +7,7 @@ import InternCore
 import InternEngine
 import InternModels
 import Testing
+
 @testable import InternModels
 
 /// Max |ours − reference| allowed for any logit. Both sides compute in f32 on identical weights; what
@@ -141,5 +142,44 @@ let logitTolerance: Float = 1e-4
         let model = try ModelRegistry.load(directory: ModelFixtures.directory("gqa2-hd32-bf16"), threadCount: 1)
         #expect(model is InternLM2Model)
         #expect(model.vocabularySize == 256)
+    }
+}
+
+@Suite struct InternLM2ConcurrencyTests {
+    @Test func concurrentCallersGetTheSameLogitsAsOneCaller() async throws {
+        let reference = try ModelFixtures.reference("gqa2-hd32-bf16")
+        let model = try InternLM2Model(directory: ModelFixtures.directory("gqa2-hd32-bf16"), threadCount: 2)
+        let results = try await withThrowingTaskGroup(of: [[Float]].self) { group in
+            for _ in 0..<4 { group.addTask { try allLogits(model, reference.ids) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for logits in results { #expect(maxAbsDiff(logits, reference.logits) < logitTolerance) }
+    }
+}
+
+@Suite struct GenerationSessionTests {
+    @Test func reusedPrefixGivesTheSameTokensAsAFreshRun() throws {
+        let reference = try ModelFixtures.reference("gqa2-hd32-bf16")
+        let model = try InternLM2Model(directory: ModelFixtures.directory("gqa2-hd32-bf16"), threadCount: 2)
+        let generator = Generator(model: model, tokenizer: nil)
+        var parameters = GenerationParameters()
+        parameters.maxTokens = 4
+        parameters.stopTokenIDs = []
+        let session = GenerationSession(model: model)
+        let first = try generator.run(prompt: Array(reference.ids.prefix(5)), parameters: parameters, session: session)
+        #expect(session.cachedTokens == Array(reference.ids.prefix(5)) + first.tokenIDs.dropLast())
+        // The next turn extends the first prompt with its reply and more tokens, then diverges from it.
+        let next = Array(reference.ids.prefix(5)) + first.tokenIDs.prefix(2) + [7, 9]
+        let reused = try generator.run(prompt: next, parameters: parameters, session: session)
+        let fresh = try generator.run(prompt: next, parameters: parameters)
+        #expect(reused.reusedPromptTokens == 7)
+        #expect(fresh.reusedPromptTokens == 0)
+        #expect(reused.tokenIDs == fresh.tokenIDs)
+        // A prompt the cache fully holds still runs its last token.
+        let again = try generator.run(prompt: next, parameters: parameters, session: session)
+        #expect(again.reusedPromptTokens == next.count - 1)
+        #expect(again.tokenIDs == fresh.tokenIDs)
+        session.reset()
+        #expect(session.cachedTokens.isEmpty)
     }
 }

@@ -1,0 +1,149 @@
+// The `intern generate`, `intern logits` and `intern init` contracts, run on the committed tiny model
+// fixtures (a 256-token vocabulary, so a debug build stays fast) with the real tokenizer copied in.
+import Foundation
+import Testing
+
+@Suite struct ModelCommandTests {
+    /// A temporary copy of a model fixture with the repository's tokenizer.model added.
+    func fixtureWithTokenizer(_ name: String) throws -> URL {
+        let source = CLIRunner.repositoryRoot.appendingPathComponent("Tests/Fixtures/models/\(name)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intern-model-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: source, to: dir)
+        try FileManager.default.copyItem(
+            at: URL(fileURLWithPath: CLIRunner.tokenizerModel), to: dir.appendingPathComponent("tokenizer.model"))
+        return dir
+    }
+
+    struct GenerateOutput: Decodable {
+        let ids: [Int32]
+        let text: String
+        let finishReason: String
+        let promptTokens: Int
+        let completionTokens: Int
+        enum CodingKeys: String, CodingKey {
+            case ids, text
+            case finishReason = "finish_reason"
+            case promptTokens = "prompt_tokens"
+            case completionTokens = "completion_tokens"
+        }
+    }
+
+    struct Reference: Decodable {
+        let ids: [Int32]
+        let logits: [[Float]]
+        let greedyPrompt: [Int32]
+        let greedyCachedContinuation: [Int32]
+        enum CodingKeys: String, CodingKey {
+            case ids, logits
+            case greedyPrompt = "greedy_prompt"
+            case greedyCachedContinuation = "greedy_cached_continuation"
+        }
+    }
+
+    func reference(_ dir: URL) throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: dir.appendingPathComponent("reference.json")))
+    }
+
+    @Test func generateJSONGivesTheGreedyReferenceTokens() throws {
+        let dir = try fixtureWithTokenizer("gqa2-hd32-bf16")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ref = try reference(dir)
+        let r = try CLIRunner.run([
+            "generate", "--model", dir.path, "--prompt-ids", ref.greedyPrompt.map(String.init).joined(separator: ","),
+            "--max-tokens", "\(ref.greedyCachedContinuation.count)", "--temperature", "0", "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try JSONDecoder().decode(GenerateOutput.self, from: Data(r.stdout.utf8))
+        // The reference greedy run may pass through the stop ids 2 and 92542 (not in a 256 vocabulary: only 2).
+        let expected = Array(ref.greedyCachedContinuation.prefix { $0 != 2 })
+        #expect(out.ids == expected)
+        #expect(out.promptTokens == ref.greedyPrompt.count)
+        #expect(out.completionTokens == expected.count)
+        #expect(out.finishReason == (expected.count == ref.greedyCachedContinuation.count ? "length" : "stop"))
+        #expect(r.stdout.hasSuffix("}\n") && r.stdout.components(separatedBy: "\n").count == 2)
+    }
+
+    @Test func generateStreamsTextAndSamplingIsReproducible() throws {
+        let dir = try fixtureWithTokenizer("gqa1-hd32-f32")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let args = ["generate", "--model", dir.path, "--prompt-ids", "1,100,200", "--max-tokens", "6", "--seed", "7", "--temperature", "1"]
+        let a = try CLIRunner.run(args), b = try CLIRunner.run(args)
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stdout == b.stdout)
+        #expect(a.stderr.contains("generated"))
+        let json = try CLIRunner.run(args + ["--json"])
+        let out = try JSONDecoder().decode(GenerateOutput.self, from: Data(json.stdout.utf8))
+        #expect(a.stdout == out.text + "\n")
+    }
+
+    @Test func logitsWritesTheReferenceLogitsAsNpy() throws {
+        let dir = try fixtureWithTokenizer("gqa4-hd64-bf16-sharded")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ref = try reference(dir)
+        let npy = dir.appendingPathComponent("logits.npy")
+        let r = try CLIRunner.run(["logits", "--model", dir.path, "--ids", ref.ids.map(String.init).joined(separator: ","), "--out", npy.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let data = try Data(contentsOf: npy)
+        let headerLength = Int(data[8]) | Int(data[9]) << 8
+        let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+        #expect(header.contains("'descr': '<f4'") && header.contains("'shape': (\(ref.ids.count), 256)"))
+        let values = data[(10 + headerLength)...].withUnsafeBytes { raw in
+            (0..<(ref.ids.count * 256)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+        let expected = ref.logits.flatMap { $0 }
+        #expect(values.count == expected.count)
+        let diff = zip(values, expected).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(diff < 1e-4, "max |Δlogit| = \(diff)")
+    }
+
+    @Test func badCheckpointFailsWithTheTensorNamed() throws {
+        let dir = try fixtureWithTokenizer("gqa1-hd32-f32")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weights = dir.appendingPathComponent("model.safetensors")
+        let data = try Data(contentsOf: weights)
+        try data.prefix(data.count - 10).write(to: weights)
+        let r = try CLIRunner.run(["logits", "--model", dir.path, "--ids", "1,2", "--out", dir.appendingPathComponent("x.npy").path])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("model.safetensors") && r.stderr.contains("truncated"), "stderr: \(r.stderr)")
+        let fixture = try fixtureWithTokenizer("gqa1-hd32-f32")
+        defer { try? FileManager.default.removeItem(at: fixture) }
+        let outside = try CLIRunner.run(["generate", "--model", fixture.path, "--prompt", "Hello", "--max-tokens", "1"])
+        #expect(outside.status != 0)
+        #expect(outside.stderr.contains("token id 9843 is outside the vocabulary (0..<256)"), "stderr: \(outside.stderr)")
+    }
+
+    @Test func initWritesALoadableCheckpointInTheHFLayout() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intern-init-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try CLIRunner.run(["init", "--preset", "tiny", "--out", dir.path, "--dtype", "f32", "--seed", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(files == ["config.json", "model.safetensors", "tokenizer.model"])
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as? [String: Any]
+        #expect(config?["model_type"] as? String == "internlm2")
+        #expect(config?["vocab_size"] as? Int == 92544)
+        let logits = try CLIRunner.run(["logits", "--model", dir.path, "--ids", "1,2", "--out", dir.appendingPathComponent("l.npy").path])
+        #expect(logits.status == 0, "\(logits.stderr)")
+        // The same seed writes the same bytes.
+        let again = dir.appendingPathComponent("again")
+        _ = try CLIRunner.run(["init", "--preset", "tiny", "--out", again.path, "--dtype", "f32", "--seed", "3"])
+        #expect(
+            try Data(contentsOf: again.appendingPathComponent("model.safetensors"))
+                == Data(contentsOf: dir.appendingPathComponent("model.safetensors")))
+    }
+}
+
+extension ModelCommandTests {
+    @Test func chatWrapsThePromptInTheTemplate() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intern-chat-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try CLIRunner.run(["init", "--preset", "tiny", "--out", dir.path])
+        let r = try CLIRunner.run(["generate", "--model", dir.path, "--chat", "--prompt", "hi", "--max-tokens", "1", "--temperature", "0", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // <s><|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n is 11 ids (see templateShowsPromptAndIDs).
+        let out = try JSONDecoder().decode(GenerateOutput.self, from: Data(r.stdout.utf8))
+        #expect(out.promptTokens == 11)
+        let bad = try CLIRunner.run(["generate", "--model", dir.path, "--system", "x", "--prompt", "hi"])
+        #expect(bad.status != 0 && bad.stderr.contains("--system needs --chat"))
+    }
+}
