@@ -27,7 +27,7 @@ struct ChatCommand: AsyncParsableCommand {
     func run() async throws {
         let tokenizer = try modelOptions.loadTokenizer()
         let model = try modelOptions.loadModel()
-        let format = InternLM2ChatFormat(tokenizer: tokenizer)
+        let format = try modelOptions.chatFormat(tokenizer: tokenizer)
         let generator = Generator(model: model, tokenizer: tokenizer)
         var parameters = sampling.parameters
         parameters.stopTokenIDs.formUnion(format.stopTokenIDs)

@@ -46,7 +46,7 @@ struct GenerateCommand: AsyncParsableCommand {
         case (nil, _?, true): throw ValidationError("--chat needs --prompt TEXT (it renders the template itself)")
         case (let text?, nil, false): ids = tokenizer.encode(text, addBOS: true, parseSpecialTokens: true)
         case (let text?, nil, true):
-            let format = InternLM2ChatFormat(tokenizer: tokenizer)
+            let format = try modelOptions.chatFormat(tokenizer: tokenizer)
             let messages = (system.map { [ChatMessage.system($0)] } ?? []) + [.user(text)]
             do { ids = try format.promptIDs(for: messages) } catch { throw ValidationError("\(error)") }
             parameters.stopTokenIDs.formUnion(format.stopTokenIDs)

@@ -2,6 +2,8 @@
 // and the sampling settings (mlx-swift-examples `llm-tool` shares them through @OptionGroup).
 import ArgumentParser
 import Foundation
+import InternChat
+import InternCore
 import InternEngine
 import InternModels
 import InternTokenizer
@@ -13,11 +15,48 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Compute threads (default: all active cores).")
     var threads: Int?
 
+    @Option(help: "Chat template: internlm2, chatml or smollm2 (default: the one the model carries).")
+    var chatTemplate: String?
+
     var directory: URL { URL(fileURLWithPath: model) }
 
     func loadModel() throws -> any LanguageModel {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such file or directory") }
         return try ModelRegistry.load(path: model, threadCount: threads)
+    }
+
+    /// The chat format: --chat-template, else the model's own template (GGUF `tokenizer.chat_template` or
+    /// tokenizer_config.json `chat_template`) when InternKit recognises it, else InternLM2's for a checkpoint
+    /// directory without one.
+    func chatFormat(tokenizer: any Tokenizer) throws -> InternLM2ChatFormat {
+        let names = ChatTemplate.builtIn.map(\.name).joined(separator: ", ")
+        if let chatTemplate {
+            guard let template = ChatTemplate.named(chatTemplate) else {
+                throw ValidationError("unknown --chat-template '\(chatTemplate)'; built-in templates: \(names)")
+            }
+            return InternLM2ChatFormat(tokenizer: tokenizer, template: template)
+        }
+        let jinja: String?
+        let source: String
+        if model.lowercased().hasSuffix(".gguf") {
+            jinja = try GGUFFile(path: model)["tokenizer.chat_template"]?.stringValue
+            source = "\(model): tokenizer.chat_template"
+        } else {
+            let config = directory.appendingPathComponent("tokenizer_config.json")
+            source = "\(config.path): chat_template"
+            if let data = FileManager.default.contents(atPath: config.path),
+                let text = String(validating: data, as: UTF8.self), case .object = try? JSONValue(parsing: text)
+            {
+                jinja = (try? JSONValue(parsing: text))?["chat_template"]?.stringValue
+            } else {
+                jinja = nil
+            }
+        }
+        guard let jinja else { return InternLM2ChatFormat(tokenizer: tokenizer, template: .internLM2) }
+        guard let template = ChatTemplate.recognize(jinja: jinja) else {
+            throw ValidationError("\(source) is not a chat template InternKit knows; pick a built-in one with --chat-template (\(names))")
+        }
+        return InternLM2ChatFormat(tokenizer: tokenizer, template: template)
     }
 
     func loadTokenizer() throws -> any Tokenizer {

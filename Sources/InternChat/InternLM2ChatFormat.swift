@@ -25,6 +25,8 @@ public enum PromptSegment: Sendable, Equatable {
 /// The InternLM2 chat format bound to a tokenizer.
 public struct InternLM2ChatFormat: Sendable {
     public let tokenizer: any Tokenizer
+    /// BOS and default system prompt; the layout of messages is ChatML either way.
+    public let template: ChatTemplate
 
     /// Strings that end an assistant turn or an action; the engine stops on them.
     public static let stopStrings = ["<|im_end|>", "<|action_end|>"]
@@ -33,8 +35,9 @@ public struct InternLM2ChatFormat: Sendable {
     public static let defaultInterpreterPrompt =
         "你现在已经能够在一个有状态的 Jupyter 笔记本环境中运行 Python 代码。当你向 python 发送含有 Python 代码的消息时，它将在该环境中执行。这个工具适用于多种场景，如数据分析或处理（如数据操作和图形制作），复杂的计算问题（解决数学和物理难题），编程示例（理解编程概念或特性），文本处理和分析（比如文本分析和自然语言处理），机器学习和数据科学（用于展示模型训练和数据可视化），以及文件操作和数据导入（处理CSV、JSON等格式的文件）。"
 
-    public init(tokenizer: any Tokenizer) {
+    public init(tokenizer: any Tokenizer, template: ChatTemplate = .internLM2) {
         self.tokenizer = tokenizer
+        self.template = template
     }
 
     /// The ids of the special tokens that stop generation (`<|im_end|>`, `<|action_end|>`, and EOS).
@@ -50,9 +53,10 @@ public struct InternLM2ChatFormat: Sendable {
     ///   - addBOS: start with `<s>`.
     public static func segments(
         for messages: [ChatMessage], tools: [ToolDeclaration] = [], interpreter: String? = nil,
-        addGenerationPrompt: Bool = true, addBOS: Bool = true
+        addGenerationPrompt: Bool = true, addBOS: Bool = true, defaultSystem: String? = nil
     ) -> [PromptSegment] {
         var all = messages
+        if let defaultSystem, all.first?.role != .system { all.insert(.system(defaultSystem), at: 0) }
         var declarations: [ChatMessage] = []
         if let interpreter { declarations.append(ChatMessage(role: .system, content: interpreter, target: .interpreter)) }
         if !tools.isEmpty {
@@ -123,6 +127,16 @@ public struct InternLM2ChatFormat: Sendable {
         for messages: [ChatMessage], tools: [ToolDeclaration] = [], interpreter: String? = nil,
         addGenerationPrompt: Bool = true
     ) throws(ChatFormatError) -> [TokenID] {
-        try ids(of: Self.segments(for: messages, tools: tools, interpreter: interpreter, addGenerationPrompt: addGenerationPrompt))
+        try ids(of: segments(for: messages, tools: tools, interpreter: interpreter, addGenerationPrompt: addGenerationPrompt))
+    }
+
+    /// The prompt of a conversation under this format's template.
+    public func segments(
+        for messages: [ChatMessage], tools: [ToolDeclaration] = [], interpreter: String? = nil,
+        addGenerationPrompt: Bool = true
+    ) -> [PromptSegment] {
+        Self.segments(
+            for: messages, tools: tools, interpreter: interpreter, addGenerationPrompt: addGenerationPrompt,
+            addBOS: template.addsBOS, defaultSystem: template.defaultSystem)
     }
 }

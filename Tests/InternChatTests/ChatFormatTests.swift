@@ -234,3 +234,31 @@ struct TemplateCase: Decodable {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }
     }
 }
+
+@Suite struct ChatTemplateTests {
+    static let internLM2Jinja =
+        "{{ bos_token }}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    /// SmolLM2-135M-Instruct's template as its GGUF carries it (real newlines inside the strings).
+    static let smolLM2Jinja =
+        "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+
+    @Test func recognisesTheChatMLFamily() {
+        #expect(ChatTemplate.recognize(jinja: Self.internLM2Jinja) == .internLM2)
+        #expect(ChatTemplate.recognize(jinja: Self.smolLM2Jinja) == .smolLM2)
+        #expect(ChatTemplate.recognize(jinja: String(Self.internLM2Jinja.dropFirst("{{ bos_token }}".count))) == .chatML)
+        #expect(ChatTemplate.recognize(jinja: "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}") == nil)
+        let custom = Self.smolLM2Jinja.replacingOccurrences(of: "You are a helpful AI assistant named SmolLM, trained by Hugging Face", with: "Be brief.")
+        #expect(ChatTemplate.recognize(jinja: custom)?.defaultSystem == "Be brief.")
+    }
+
+    @Test func defaultSystemPromptAndNoBOS() {
+        let format = InternLM2ChatFormat(tokenizer: tokenizer, template: .smolLM2)
+        let text = InternLM2ChatFormat.text(of: format.segments(for: [.user("Hi")]))
+        #expect(
+            text
+                == "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        )
+        let withSystem = InternLM2ChatFormat.text(of: format.segments(for: [.system("S"), .user("Hi")]))
+        #expect(withSystem.hasPrefix("<|im_start|>system\nS<|im_end|>\n"))
+    }
+}
