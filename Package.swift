@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "intern", targets: ["InternCLI"]),
         .library(name: "InternTokenizer", targets: ["InternTokenizer"]),
         .library(name: "InternChat", targets: ["InternChat"]),
+        .library(name: "InternData", targets: ["InternData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,7 +25,7 @@ let package = Package(
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat",
+                "InternTokenizer", "InternChat", "InternData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -34,6 +35,13 @@ let package = Package(
             dependencies: ["InternTokenizer"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .target(name: "InternData", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .testTarget(name: "InternDataTests", dependencies: ["InternData"], swiftSettings: swiftSettings),
     ]
 )

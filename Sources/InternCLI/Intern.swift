@@ -6,6 +6,6 @@ struct Intern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "intern",
         abstract: "InternKit: tokenizer, chat format and tools for the InternLM2 model family.",
-        subcommands: [TokenizeCommand.self]
+        subcommands: [TokenizeCommand.self, DataCommand.self]
     )
 }

@@ -1,0 +1,274 @@
+// MinHash signatures over word n-gram shingles (character n-grams for Chinese: every Han character is a
+// token, so n Han characters make a shingle). Unlike the Python tools, which split Chinese on `\W` into
+// clause-sized "words" and skip documents shorter than n tokens, a short document gets one shingle of all
+// its tokens. Permutations are multiply-add-shift hashes h_i(x) = (a_i * x + b_i) >> 32 of a 32-bit shingle
+// hash (Dietzfelbinger's 2-universal family), 32x32→64-bit products that AVX2 vectorises (vpmuludq);
+// datasketch uses (a*x + b) mod (2^61 - 1) on SHA-1 hashes, which behaves the same for MinHash but is slower.
+
+/// Computes shingles and MinHash signatures.
+public struct MinHasher: Sendable {
+    public let numPerm: Int
+    public let ngram: Int
+    /// (numPerm) multipliers and offsets of the permutations.
+    let a: [UInt64]
+    let b: [UInt64]
+
+    public init(numPerm: Int = 128, ngram: Int = 5, seed: UInt64 = 1) {
+        precondition(numPerm > 0 && ngram > 0)
+        self.numPerm = numPerm
+        self.ngram = ngram
+        var rng = SplitMix64(seed: seed)
+        a = (0..<numPerm).map { _ in (rng.next() & 0xFFFF_FFFF) | 1 }
+        b = (0..<numPerm).map { _ in rng.next() }
+    }
+
+    // MARK: Tokens and shingles
+
+    @inline(__always) static func isWordScalar(_ v: UInt32) -> Bool {
+        if v < 0x80 {
+            return (v >= 0x30 && v <= 0x39) || (v >= 0x61 && v <= 0x7A) || (v >= 0x41 && v <= 0x5A)
+        }
+        // Punctuation and symbol blocks separate words; other non-ASCII scalars are letters.
+        if v < 0xC0 { return v == 0xAA || v == 0xB5 || v == 0xBA }
+        if v == 0xD7 || v == 0xF7 { return false }
+        if v >= 0x2000 && v <= 0x2BFF { return false }
+        if v >= 0x3000 && v <= 0x303F { return false }
+        if v >= 0xFE30 && v <= 0xFE4F { return false }
+        if v >= 0xFF00 && v <= 0xFF0F { return false }
+        if v >= 0xFF1A && v <= 0xFF20 { return false }
+        if v >= 0xFF3B && v <= 0xFF40 { return false }
+        if v >= 0xFF5B && v <= 0xFF65 { return false }
+        if v >= 0xE000 && v <= 0xF8FF { return false }
+        if v >= 0x1F000 { return false }
+        return true
+    }
+
+    /// Token hashes of `text`: maximal runs of word characters (ASCII lower-cased) and single Han, kana or
+    /// Hangul characters.
+    public static func tokenHashes(_ text: String, into tokens: inout [UInt64]) {
+        tokens.removeAll(keepingCapacity: true)
+        var text = text
+        text.withUTF8 { u in
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            var inWord = false
+            var i = 0
+            let n = u.count
+            while i < n {
+                let c = u[i]
+                if c < 0x80 {
+                    i += 1
+                    let isUpper = c >= 0x41 && c <= 0x5A
+                    if isUpper || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) {
+                        h = (h ^ UInt64(isUpper ? c | 0x20 : c)) &* 0x100_0000_01b3
+                        inWord = true
+                    } else if inWord {
+                        tokens.append(h)
+                        h = 0xcbf2_9ce4_8422_2325
+                        inWord = false
+                    }
+                    continue
+                }
+                var v: UInt32
+                var len: Int
+                if c >= 0xF0, i + 3 < n { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
+                else if c >= 0xE0, i + 2 < n { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
+                else if c >= 0xC0, i + 1 < n { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+                else { v = 0xFFFD; len = 1 }
+                i += len
+                let single = LanguageTagger.isHan(v) || (v >= 0x3040 && v <= 0x30FF) || (v >= 0xAC00 && v <= 0xD7AF)
+                if single {
+                    if inWord { tokens.append(h); h = 0xcbf2_9ce4_8422_2325; inWord = false }
+                    tokens.append((0x84222325_cbf29ce4 ^ UInt64(v)) &* 0x9E37_79B9_7F4A_7C15)
+                } else if isWordScalar(v) {
+                    h = (h ^ UInt64(v)) &* 0x100_0000_01b3
+                    inWord = true
+                } else if inWord {
+                    tokens.append(h)
+                    h = 0xcbf2_9ce4_8422_2325
+                    inWord = false
+                }
+            }
+            if inWord { tokens.append(h) }
+        }
+    }
+
+    @inline(__always) static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// 64-bit hashes of the n-gram shingles of `tokens` (one shingle of all tokens when there are fewer than n).
+    public func shingles(tokens: [UInt64], into out: inout [UInt64]) {
+        out.removeAll(keepingCapacity: true)
+        guard !tokens.isEmpty else { return }
+        let n = min(ngram, tokens.count)
+        tokens.withUnsafeBufferPointer { t in
+            for s in 0...(t.count - n) {
+                var h: UInt64 = 0x2545_F491_4F6C_DD1D
+                for k in s..<(s + n) { h = Self.mix(h ^ t[k]) }
+                out.append(h)
+            }
+        }
+    }
+
+    /// The shingle set of `text`, sorted and unique (for exact Jaccard).
+    public func shingleSet(_ text: String) -> [UInt64] {
+        var tokens: [UInt64] = []
+        var sh: [UInt64] = []
+        Self.tokenHashes(text, into: &tokens)
+        shingles(tokens: tokens, into: &sh)
+        sh.sort()
+        var unique: [UInt64] = []
+        unique.reserveCapacity(sh.count)
+        for x in sh where unique.last != x { unique.append(x) }
+        return unique
+    }
+
+    /// Writes the signature (numPerm minimum values) of a shingle list into `signature`.
+    public func signature(shingles: [UInt64], into signature: inout [UInt32]) {
+        if signature.count != numPerm { signature = [UInt32](repeating: .max, count: numPerm) }
+        let m = numPerm
+        signature.withUnsafeMutableBufferPointer { sig in
+            for k in 0..<m { sig[k] = .max }
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    for x in shingles {
+                        let x32 = UInt64(UInt32(truncatingIfNeeded: x ^ (x >> 32)))
+                        // Vectorised by LLVM: 32x32 multiply, 64-bit add, shift, unsigned min.
+                        for k in 0..<m {
+                            let v = UInt32(truncatingIfNeeded: (ap[k] &* x32 &+ bp[k]) >> 32)
+                            sig[k] = min(sig[k], v)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The signature of `text`; nil when the text has no tokens.
+    public func signature(_ text: String) -> [UInt32]? {
+        var tokens: [UInt64] = []
+        var sh: [UInt64] = []
+        Self.tokenHashes(text, into: &tokens)
+        shingles(tokens: tokens, into: &sh)
+        guard !sh.isEmpty else { return nil }
+        var sig: [UInt32] = []
+        signature(shingles: sh, into: &sig)
+        return sig
+    }
+
+    /// The share of equal positions of two signatures: an estimate of the Jaccard similarity.
+    public static func estimatedJaccard(_ x: [UInt32], _ y: [UInt32]) -> Double {
+        var same = 0
+        for k in 0..<min(x.count, y.count) where x[k] == y[k] { same += 1 }
+        return Double(same) / Double(max(1, min(x.count, y.count)))
+    }
+
+    /// Exact Jaccard similarity of two sorted, unique shingle sets.
+    public static func jaccard(_ x: [UInt64], _ y: [UInt64]) -> Double {
+        if x.isEmpty && y.isEmpty { return 1 }
+        var i = 0, j = 0, common = 0
+        while i < x.count && j < y.count {
+            if x[i] == y[j] { common += 1; i += 1; j += 1 } else if x[i] < y[j] { i += 1 } else { j += 1 }
+        }
+        return Double(common) / Double(x.count + y.count - common)
+    }
+}
+
+/// SplitMix64 (Steele et al.), a small seeded generator for reproducible permutations and samples.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+// MARK: - LSH parameters
+
+/// Bands × rows of the LSH index.
+public struct LSHParameters: Sendable, Equatable, CustomStringConvertible {
+    public let bands: Int
+    public let rows: Int
+
+    public init(bands: Int, rows: Int) {
+        self.bands = bands
+        self.rows = rows
+    }
+
+    public var description: String { "\(bands) bands x \(rows) rows" }
+
+    /// The bands and rows (b·r ≤ numPerm) that minimise the weighted false-positive and false-negative areas
+    /// under the S-curve 1-(1-s^r)^b, as datasketch's `_optimal_param` does (datasketch/lsh.py, with
+    /// scipy's quad replaced by composite Simpson integration).
+    public static func optimal(threshold: Double, numPerm: Int, falsePositiveWeight: Double = 0.5,
+                               falseNegativeWeight: Double = 0.5) -> LSHParameters {
+        var best = LSHParameters(bands: 1, rows: 1)
+        var minError = Double.infinity
+        for b in 1...numPerm {
+            for r in 1...(numPerm / b) {
+                let fp = simpson(0, threshold) { s in 1 - pow1(1 - pow1(s, r), b) }
+                let fn = simpson(threshold, 1) { s in 1 - (1 - pow1(1 - pow1(s, r), b)) }
+                let error = fp * falsePositiveWeight + fn * falseNegativeWeight
+                if error < minError {
+                    minError = error
+                    best = LSHParameters(bands: b, rows: r)
+                }
+            }
+        }
+        return best
+    }
+
+    @inline(__always) static func pow1(_ x: Double, _ n: Int) -> Double {
+        var result = 1.0, base = x, e = n
+        while e > 0 {
+            if e & 1 == 1 { result *= base }
+            base *= base
+            e >>= 1
+        }
+        return result
+    }
+
+    static func simpson(_ lo: Double, _ hi: Double, _ f: (Double) -> Double) -> Double {
+        let n = 256
+        let h = (hi - lo) / Double(n)
+        var sum = f(lo) + f(hi)
+        for k in 1..<n { sum += f(lo + Double(k) * h) * (k % 2 == 1 ? 4 : 2) }
+        return sum * h / 3
+    }
+}
+
+// MARK: - Union-find
+
+/// Disjoint sets over 0..<count with path halving and union by size; the smallest index is each root.
+public struct UnionFind: Sendable {
+    var parent: [Int32]
+
+    public init(count: Int) {
+        parent = (0..<count).map { Int32($0) }
+    }
+
+    public mutating func find(_ x: Int) -> Int {
+        var x = Int32(x)
+        while parent[Int(x)] != x {
+            parent[Int(x)] = parent[Int(parent[Int(x)])]
+            x = parent[Int(x)]
+        }
+        return Int(x)
+    }
+
+    /// Joins the sets of x and y; the smaller root index stays the root (so the first document is kept).
+    @discardableResult
+    public mutating func union(_ x: Int, _ y: Int) -> Bool {
+        let rx = find(x), ry = find(y)
+        if rx == ry { return false }
+        if rx < ry { parent[ry] = Int32(rx) } else { parent[rx] = Int32(ry) }
+        return true
+    }
+}
