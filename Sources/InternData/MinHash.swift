@@ -2,7 +2,8 @@
 // token, so n Han characters make a shingle). Unlike the Python tools, which split Chinese on `\W` into
 // clause-sized "words" and skip documents shorter than n tokens, a short document gets one shingle of all
 // its tokens. Permutations are multiply-add-shift hashes h_i(x) = (a_i * x + b_i) >> 32 of a 32-bit shingle
-// hash (Dietzfelbinger's 2-universal family), 32x32→64-bit products that AVX2 vectorises (vpmuludq);
+// hash with random 64-bit a (odd) and b (Dietzfelbinger's 2-universal multiply-add-shift family), which LLVM
+// vectorises for AVX2 (the 64x32-bit product is two vpmuludq);
 // datasketch uses (a*x + b) mod (2^61 - 1) on SHA-1 hashes, which behaves the same for MinHash but is slower.
 
 /// Computes shingles and MinHash signatures.
@@ -18,7 +19,7 @@ public struct MinHasher: Sendable {
         self.numPerm = numPerm
         self.ngram = ngram
         var rng = SplitMix64(seed: seed)
-        a = (0..<numPerm).map { _ in (rng.next() & 0xFFFF_FFFF) | 1 }
+        a = (0..<numPerm).map { _ in rng.next() | 1 }
         b = (0..<numPerm).map { _ in rng.next() }
     }
 
