@@ -41,7 +41,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
-        .target(name: "InternData", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "CMinHash"),
+        .target(name: "InternData", dependencies: ["CZlib", "CMinHash"], swiftSettings: swiftSettings),
         .testTarget(name: "InternDataTests", dependencies: ["InternData"], swiftSettings: swiftSettings),
     ]
 )

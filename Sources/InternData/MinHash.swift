@@ -5,6 +5,8 @@
 // hash with random 64-bit a (odd) and b (Dietzfelbinger's 2-universal multiply-add-shift family), which LLVM
 // vectorises for AVX2 (the 64x32-bit product is two vpmuludq);
 // datasketch uses (a*x + b) mod (2^61 - 1) on SHA-1 hashes, which behaves the same for MinHash but is slower.
+// The hot loop is the C kernel in CMinHash (AVX2 chosen at run time); `signatureReference` is its Swift twin.
+import CMinHash
 
 /// Computes shingles and MinHash signatures.
 public struct MinHasher: Sendable {
@@ -127,7 +129,8 @@ public struct MinHasher: Sendable {
         return unique
     }
 
-    /// Writes the signature (numPerm minimum values) of a shingle list into `signature`.
+    /// Writes the signature (numPerm minimum values) of a shingle list into `signature` (the C kernel: AVX2
+    /// where the CPU has it).
     public func signature(shingles: [UInt64], into signature: inout [UInt32]) {
         if signature.count != numPerm { signature = [UInt32](repeating: .max, count: numPerm) }
         let m = numPerm
@@ -135,18 +138,28 @@ public struct MinHasher: Sendable {
             for k in 0..<m { sig[k] = .max }
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
-                    for x in shingles {
-                        let x32 = UInt64(UInt32(truncatingIfNeeded: x ^ (x >> 32)))
-                        // Vectorised by LLVM: 32x32 multiply, 64-bit add, shift, unsigned min.
-                        for k in 0..<m {
-                            let v = UInt32(truncatingIfNeeded: (ap[k] &* x32 &+ bp[k]) >> 32)
-                            sig[k] = min(sig[k], v)
-                        }
+                    shingles.withUnsafeBufferPointer { xs in
+                        intern_minhash_update(sig.baseAddress!, ap.baseAddress!, bp.baseAddress!, Int32(m), xs.baseAddress, Int32(xs.count))
                     }
                 }
             }
         }
     }
+
+    /// The same signature by a plain Swift loop: the reference the kernel is tested against.
+    public func signatureReference(shingles: [UInt64]) -> [UInt32] {
+        var sig = [UInt32](repeating: .max, count: numPerm)
+        for x in shingles {
+            let x32 = UInt64(UInt32(truncatingIfNeeded: x ^ (x >> 32)))
+            for k in 0..<numPerm {
+                sig[k] = min(sig[k], UInt32(truncatingIfNeeded: (a[k] &* x32 &+ b[k]) >> 32))
+            }
+        }
+        return sig
+    }
+
+    /// Whether the AVX2 kernel is in use.
+    public static var usesAVX2: Bool { intern_minhash_uses_avx2() != 0 }
 
     /// The signature of `text`; nil when the text has no tokens.
     public func signature(_ text: String) -> [UInt32]? {

@@ -28,6 +28,18 @@ struct DedupTests {
         #expect(abs(estimate - truth) < 0.08, "estimate \(estimate), truth \(truth)")
     }
 
+    @Test(arguments: [1, 7, 64, 128, 129])
+    func kernelMatchesReference(numPerm: Int) {
+        let hasher = MinHasher(numPerm: numPerm, ngram: 2, seed: 9)
+        var rng = SplitMix64(seed: UInt64(numPerm))
+        for count in [0, 1, 3, 100] {
+            let shingles = (0..<count).map { _ in rng.next() }
+            var sig: [UInt32] = []
+            hasher.signature(shingles: shingles, into: &sig)
+            #expect(sig == hasher.signatureReference(shingles: shingles), "numPerm \(numPerm), \(count) shingles")
+        }
+    }
+
     @Test func chineseUsesCharacterShinglesAndShortDocumentsAreKept() {
         var tokens: [UInt64] = []
         MinHasher.tokenHashes("中文分词，Hello World 2024！", into: &tokens)
