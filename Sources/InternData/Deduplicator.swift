@@ -68,34 +68,26 @@ public struct Deduplicator: Sendable {
         hasher = MinHasher(numPerm: config.numPerm, ngram: config.ngram, seed: config.seed)
     }
 
-    /// A hash of the normalised text (ASCII lower-cased, whitespace runs collapsed) for exact dedup.
-    static func exactHash(_ text: String) -> (UInt64, UInt64) {
+    /// A 128-bit hash of the normalised text for exact dedup. The normal form is the token sequence of the
+    /// shingles (lower-cased words and single CJK characters; punctuation, case and spacing ignored), so the
+    /// hash comes from token hashes already computed; a text without tokens hashes its raw bytes.
+    static func exactHash(tokens: [UInt64], text: String) -> (UInt64, UInt64) {
         var h1: UInt64 = 0xcbf2_9ce4_8422_2325
-        var h2: UInt64 = 0x6C62_272E_07BB_0142
-        var pendingSpace = false
-        var started = false
-        for c in text.utf8 {
-            if c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D {
-                pendingSpace = started
-                continue
-            }
-            if pendingSpace {
-                h1 = (h1 ^ 0x20) &* 0x100_0000_01b3
-                h2 = (h2 &+ 0x20) &* 0x9E37_79B9_7F4A_7C15
-                pendingSpace = false
-            }
-            started = true
-            let l = UInt64((c >= 0x41 && c <= 0x5A) ? c | 0x20 : c)
-            h1 = (h1 ^ l) &* 0x100_0000_01b3
-            h2 = (h2 &+ l) &* 0x9E37_79B9_7F4A_7C15
-            h2 ^= h2 >> 29
+        var h2: UInt64 = UInt64(tokens.count)
+        if tokens.isEmpty {
+            for c in text.utf8 { h1 = (h1 ^ UInt64(c)) &* 0x100_0000_01b3 }
+            return (h1, h2)
+        }
+        for (k, t) in tokens.enumerated() {
+            h1 = MinHasher.mix(h1 ^ t)
+            h2 = h2 &+ MinHasher.mix(t &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
         }
         return (h1, h2)
     }
 
     func keys(for text: String, tokens: inout [UInt64], shingles: inout [UInt64], signature: inout [UInt32]) -> DocumentKeys {
-        let exact = Self.exactHash(text)
         MinHasher.tokenHashes(text, into: &tokens)
+        let exact = Self.exactHash(tokens: tokens, text: text)
         hasher.shingles(tokens: tokens, into: &shingles)
         guard !shingles.isEmpty else { return DocumentKeys(exact: exact, bandKeys: [], shingles: config.verify ? [] : nil) }
         hasher.signature(shingles: shingles, into: &signature)
@@ -228,10 +220,12 @@ public struct Deduplicator: Sendable {
         let reader = DocumentReader(paths: inputs, strict: strict)
         var keys: [DocumentKeys] = []
         var ids: [String] = []
+        var recordLines: [Int] = []
         var batch: [String] = []
         batch.reserveCapacity(4096)
         while let doc = try reader.next() {
             ids.append(doc.id)
+            recordLines.append(reader.lastRecordLine)
             batch.append(doc.text)
             if batch.count == 4096 {
                 keys.append(contentsOf: self.keys(for: batch))
@@ -252,17 +246,31 @@ public struct Deduplicator: Sendable {
         for r in roots { size[r] += 1 }
         report.clusters = size.reduce(0) { $0 + ($1 > 1 ? 1 : 0) }
         report.nearDuplicates = roots.enumerated().filter { $0.offset != $0.element }.count - clustering.exactDuplicates
-        // Pass 2: write the first document of each cluster.
-        let writer = try DocumentWriter(path: output)
-        let second = DocumentReader(paths: inputs, strict: strict)
-        var index = 0
-        while let doc = try second.next() {
-            defer { index += 1 }
-            guard index < roots.count else { break }
-            if roots[index] == index { try writer.write(doc) }
+        // Pass 2: copy the input lines of the first document of each cluster, unparsed.
+        var keptLines: [Int] = []
+        for k in roots.indices where roots[k] == k { keptLines.append(recordLines[k]) }
+        let writer = try AtomicWriter(path: output)
+        var globalLine = 0
+        var next = 0
+        var documentsOut = 0
+        files: for path in inputs {
+            guard next < keptLines.count else { break }
+            let raw = try ByteReader(path: path)
+            while next < keptLines.count {
+                let line: ArraySlice<UInt8>?
+                do { line = try raw.nextLine() } catch { if strict { throw error }; break }
+                guard let line else { continue files }
+                globalLine += 1
+                if globalLine == keptLines[next] {
+                    try writer.write(line)
+                    try writer.write(CollectionOfOne(0x0A))
+                    next += 1
+                    documentsOut += 1
+                }
+            }
         }
         try writer.finish()
-        report.documentsOut = writer.documents
+        report.documentsOut = documentsOut
         report.bytesOut = writer.bytesWritten
         if let clustersPath {
             let out = try AtomicWriter(path: clustersPath)

@@ -128,6 +128,8 @@ public final class DocumentReader {
     private var fileIndex = 0
     private var reader: ByteReader?
     private var globalLine = 0
+    /// The 1-based line number, counted across all files, of the last document returned.
+    public private(set) var lastRecordLine = 0
 
     public init(paths: [String], textField: String = "text", strict: Bool = false, shard: Shard = .all) {
         self.paths = paths
@@ -165,7 +167,9 @@ public final class DocumentReader {
             do {
                 let fields = try JSONLine.parseObject(line)
                 let path = r.path, n = r.lineNumber
-                return try Document(fields: fields, textField: textField, defaultID: "\(path):\(n)")
+                let doc = try Document(fields: fields, textField: textField, defaultID: "\(path):\(n)")
+                lastRecordLine = globalLine
+                return doc
             } catch {
                 let e = DatasetError.badRecord(file: r.path, line: r.lineNumber, message: error.description)
                 if strict { throw e }
