@@ -15,19 +15,26 @@ BIN=.build/release/intern
 [ -f "$WORK/corpus.jsonl" ] || python3 Benchmarks/data/make_corpus.py "$WORK/corpus.jsonl" "$MB"
 BYTES=$(stat -c %s "$WORK/corpus.jsonl")
 echo "corpus: $BYTES bytes; $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p')"
-for threads in 1 2; do
-  $BIN data dedup --input "$WORK/corpus.jsonl" --output "$WORK/intern-$threads.jsonl" --threshold 0.8 --num-perm 128 \
-    --ngram 5 --clusters "$WORK/intern-clusters.jsonl" --threads $threads 2> "$WORK/intern-$threads.log"
-  echo "intern data dedup --threads $threads:"; cat "$WORK/intern-$threads.log"
-done
+run() {  # name, extra args
+  local name=$1; shift
+  $BIN data dedup --input "$WORK/corpus.jsonl" --output "$WORK/$name.jsonl" --threshold 0.8 --num-perm 128 \
+    --ngram 5 --clusters "$WORK/$name-clusters.jsonl" "$@" 2> "$WORK/$name.log"
+  echo "intern data dedup $*:"; cat "$WORK/$name.log"
+}
+run intern-1 --threads 1
+run intern-2 --threads 2
+run intern-fast-1 --threads 1 --hash fast
 DS=$(cd Benchmarks/data && ../../.venv/bin/python datasketch_dedup.py "../../$WORK/corpus.jsonl" "../../$WORK/datasketch-clusters.jsonl" 0.8 128 5)
 echo "datasketch: $DS"
 .venv/bin/python - "$BYTES" "$DS" "$WORK" <<'PY'
 import json, re, sys
 size, ds, work = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-one = float(re.search(r"([0-9.]+) s, ", open(f"{work}/intern-1.log").read()).group(1))
-two = float(re.search(r"([0-9.]+) s, ", open(f"{work}/intern-2.log").read()).group(1))
-print(f"datasketch {size / 1e6 / ds['seconds']:.2f} MB/s (1 core); intern {size / 1e6 / one:.1f} MB/s (1 thread), "
-      f"{size / 1e6 / two:.1f} MB/s (2 threads); per-core ratio {ds['seconds'] / one:.1f}x")
+secs = {n: float(re.search(r"([0-9.]+) s, ", open(f"{work}/{n}.log").read()).group(1)) for n in ("intern-1", "intern-2", "intern-fast-1")}
+print(f"datasketch {size / 1e6 / ds['seconds']:.2f} MB/s (1 core)")
+for n, s in secs.items():
+    print(f"{n}: {size / 1e6 / s:.1f} MB/s; ratio to datasketch {ds['seconds'] / s:.1f}x" + (" (per core: 1 thread)" if n.endswith("-1") else " (2 threads)"))
 PY
-(cd Benchmarks/data && ../../.venv/bin/python compare.py "../../$WORK/corpus.jsonl" "../../$WORK/intern-clusters.jsonl" "../../$WORK/datasketch-clusters.jsonl" 0.8 5)
+for name in intern-1 intern-fast-1; do
+  echo "pairs of $name against datasketch:"
+  (cd Benchmarks/data && ../../.venv/bin/python compare.py "../../$WORK/corpus.jsonl" "../../$WORK/$name-clusters.jsonl" "../../$WORK/datasketch-clusters.jsonl" 0.8 5)
+done

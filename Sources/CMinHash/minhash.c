@@ -2,6 +2,7 @@
 // each shingle hash is broadcast once and the loop over the (a, b, sig) arrays vectorises: 4 lanes of 64-bit
 // products (vpmuludq on the high and low halves of a), a shift, and vpminud on the 32-bit results.
 #include "CMinHash.h"
+#include <string.h>
 
 static inline void update_portable(uint32_t *restrict sig, const uint64_t *restrict a, const uint64_t *restrict b,
                                    int m, const uint64_t *restrict xs, int n) {
@@ -16,7 +17,33 @@ static inline void update_portable(uint32_t *restrict sig, const uint64_t *restr
     }
 }
 
+static inline void update32_portable(uint32_t *restrict sig, const uint32_t *restrict a, const uint32_t *restrict b,
+                                     int m, const uint32_t *restrict xs, int n) {
+    for (int i = 0; i < n; i++) {
+        const uint32_t x = xs[i];
+#pragma clang loop vectorize(enable) interleave(enable)
+        for (int k = 0; k < m; k++) {
+            const uint32_t v = a[k] * x + b[k];
+            sig[k] = v < sig[k] ? v : sig[k];
+        }
+    }
+}
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+__attribute__((target("avx2"))) static void update32_avx2(uint32_t *restrict sig, const uint32_t *restrict a,
+                                                           const uint32_t *restrict b, int m,
+                                                           const uint32_t *restrict xs, int n) {
+    update32_portable(sig, a, b, m, xs, n);
+}
+
+void intern_minhash_update32(uint32_t *sig, const uint32_t *a, const uint32_t *b, int m, const uint32_t *xs, int n) {
+    if (intern_minhash_uses_avx2()) {
+        update32_avx2(sig, a, b, m, xs, n);
+    } else {
+        update32_portable(sig, a, b, m, xs, n);
+    }
+}
+
 __attribute__((target("avx2"))) static void update_avx2(uint32_t *restrict sig, const uint64_t *restrict a,
                                                          const uint64_t *restrict b, int m,
                                                          const uint64_t *restrict xs, int n) {
@@ -43,7 +70,53 @@ void intern_minhash_update(uint32_t *sig, const uint64_t *a, const uint64_t *b, 
 #else
 int intern_minhash_uses_avx2(void) { return 0; }
 
+void intern_minhash_update32(uint32_t *sig, const uint32_t *a, const uint32_t *b, int m, const uint32_t *xs, int n) {
+    update32_portable(sig, a, b, m, xs, n);
+}
+
 void intern_minhash_update(uint32_t *sig, const uint64_t *a, const uint64_t *b, int m, const uint64_t *xs, int n) {
     update_portable(sig, a, b, m, xs, n);
 }
 #endif
+
+// MARK: SHA-1 (FIPS 180-4), only as datasketch's default shingle hash; not for security.
+
+static inline uint32_t rol(uint32_t x, int s) { return (x << s) | (x >> (32 - s)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++) {
+        w[i] = ((uint32_t)p[4 * i] << 24) | ((uint32_t)p[4 * i + 1] << 16) | ((uint32_t)p[4 * i + 2] << 8) | p[4 * i + 3];
+    }
+    for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
+        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
+        else { f = b ^ c ^ d; k = 0xCA62C1D6; }
+        uint32_t t = rol(a, 5) + f + e + k + w[i];
+        e = d; d = c; c = rol(b, 30); b = a; a = t;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+}
+
+uint32_t intern_sha1_hash32(const uint8_t *data, long len) {
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    long i = 0;
+    for (; i + 64 <= len; i += 64) sha1_block(h, data + i);
+    uint8_t tail[128];
+    long rest = len - i;
+    memcpy(tail, data + i, (size_t)rest);
+    tail[rest] = 0x80;
+    long total = rest + 1 + 8 <= 64 ? 64 : 128;
+    memset(tail + rest + 1, 0, (size_t)(total - rest - 1));
+    uint64_t bits = (uint64_t)len * 8;
+    for (int k = 0; k < 8; k++) tail[total - 1 - k] = (uint8_t)(bits >> (8 * k));
+    sha1_block(h, tail);
+    if (total == 128) sha1_block(h, tail + 64);
+    // The digest's first 4 bytes are h[0] big-endian; read them as a little-endian integer.
+    uint32_t d = h[0];
+    return ((d >> 24) & 0xFF) | (((d >> 16) & 0xFF) << 8) | (((d >> 8) & 0xFF) << 16) | ((d & 0xFF) << 24);
+}

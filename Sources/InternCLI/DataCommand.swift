@@ -214,6 +214,9 @@ struct DataDedupCommand: AsyncParsableCommand {
     @Option(help: "Seed of the MinHash permutations.")
     var seed: UInt64 = 1
 
+    @Option(help: "Shingle hashing: datasketch (signatures equal datasketch's MinHash) or fast.")
+    var hash = "datasketch"
+
     @Option(help: "Worker threads (default: all cores).")
     var threads = 0
 
@@ -230,6 +233,8 @@ struct DataDedupCommand: AsyncParsableCommand {
         config.exact = !noExact
         config.seed = seed
         config.threads = threads
+        guard let scheme = MinHasher.Scheme(rawValue: hash) else { throw ValidationError("--hash must be datasketch or fast") }
+        config.hashScheme = scheme
         let dedup = try Deduplicator(config: config)
         var bad = BadInputLog()
         let start = Date()

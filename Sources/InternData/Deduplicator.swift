@@ -21,6 +21,8 @@ public struct DedupConfig: Codable, Sendable, Equatable {
     public var seed: UInt64 = 1
     /// Worker threads for signatures; 0 means all cores.
     public var threads = 0
+    /// Shingle hashing and permutations: "datasketch" (signatures equal datasketch's) or "fast".
+    public var hashScheme = MinHasher.Scheme.datasketch
 
     public init() {}
 
@@ -65,7 +67,7 @@ public struct Deduplicator: Sendable {
         guard lsh.bands * lsh.rows <= config.numPerm else {
             throw .usage("bands x rows (\(lsh.bands) x \(lsh.rows)) exceeds --num-perm \(config.numPerm)")
         }
-        hasher = MinHasher(numPerm: config.numPerm, ngram: config.ngram, seed: config.seed)
+        hasher = MinHasher(numPerm: config.numPerm, ngram: config.ngram, seed: config.seed, scheme: config.hashScheme)
     }
 
     /// A 128-bit hash of the normalised text for exact dedup. The normal form is the token sequence of the
@@ -85,12 +87,26 @@ public struct Deduplicator: Sendable {
         return (h1, h2)
     }
 
-    func keys(for text: String, tokens: inout [UInt64], shingles: inout [UInt64], signature: inout [UInt32]) -> DocumentKeys {
-        MinHasher.tokenHashes(text, into: &tokens)
-        let exact = Self.exactHash(tokens: tokens, text: text)
-        hasher.shingles(tokens: tokens, into: &shingles)
-        guard !shingles.isEmpty else { return DocumentKeys(exact: exact, bandKeys: [], shingles: config.verify ? [] : nil) }
-        hasher.signature(shingles: shingles, into: &signature)
+    func keys(for text: String, tokens: inout [UInt64], shingles: inout [UInt64], hashes32: inout [UInt32],
+              signature: inout [UInt32]) -> DocumentKeys {
+        let exact: (UInt64, UInt64)
+        switch hasher.scheme {
+        case .fast:
+            MinHasher.tokenHashes(text, into: &tokens)
+            exact = Self.exactHash(tokens: tokens, text: text)
+            hasher.shingles(tokens: tokens, into: &shingles)
+            guard !shingles.isEmpty else { return DocumentKeys(exact: exact, bandKeys: [], shingles: config.verify ? [] : nil) }
+            hasher.signature(shingles: shingles, into: &signature)
+        case .datasketch:
+            hasher.datasketchHashes(text, tokens: &tokens, into: &hashes32)
+            exact = Self.exactHash(tokens: tokens, text: text)
+            guard !hashes32.isEmpty else { return DocumentKeys(exact: exact, bandKeys: [], shingles: config.verify ? [] : nil) }
+            hasher.signature32(hashes: hashes32, into: &signature)
+            if config.verify {
+                shingles.removeAll(keepingCapacity: true)
+                for h in hashes32 { shingles.append(UInt64(h)) }
+            }
+        }
         var bandKeys = [UInt64](repeating: 0, count: lsh.bands)
         for band in 0..<lsh.bands {
             var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(band + 1)
@@ -116,10 +132,10 @@ public struct Deduplicator: Sendable {
         defer { results.deallocate() }
         let box = UncheckedSendable(results)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            var tokens: [UInt64] = [], shingles: [UInt64] = [], signature: [UInt32] = []
+            var tokens: [UInt64] = [], shingles: [UInt64] = [], hashes32: [UInt32] = [], signature: [UInt32] = []
             let lo = texts.count * c / chunks, hi = texts.count * (c + 1) / chunks
             for k in lo..<hi {
-                (box.value.baseAddress! + k).initialize(to: keys(for: texts[k], tokens: &tokens, shingles: &shingles, signature: &signature))
+                (box.value.baseAddress! + k).initialize(to: keys(for: texts[k], tokens: &tokens, shingles: &shingles, hashes32: &hashes32, signature: &signature))
             }
         }
         let array = Array(results)

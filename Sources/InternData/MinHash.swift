@@ -10,19 +10,133 @@ import CMinHash
 
 /// Computes shingles and MinHash signatures.
 public struct MinHasher: Sendable {
+    /// How shingles are hashed and permuted.
+    public enum Scheme: String, Codable, Sendable, CaseIterable {
+        /// datasketch 2.x's default ("affine32"): SHA-1 of the shingle text (first 4 bytes), the MurmurHash3
+        /// 32-bit finaliser, then a_k * x + b_k mod 2^32 with a, b drawn by numpy's RandomState(seed), so the
+        /// signatures equal datasketch's `MinHash(num_perm, seed).update_batch(shingles)` bit for bit.
+        case datasketch
+        /// 64-bit token-hash shingles and multiply-add-shift permutations; no SHA-1, no shingle strings.
+        case fast
+    }
+
     public let numPerm: Int
     public let ngram: Int
-    /// (numPerm) multipliers and offsets of the permutations.
+    public let scheme: Scheme
+    /// (numPerm) multipliers and offsets of the fast scheme's permutations.
     let a: [UInt64]
     let b: [UInt64]
+    /// (numPerm) multipliers and offsets of the datasketch scheme's permutations.
+    let a32: [UInt32]
+    let b32: [UInt32]
 
-    public init(numPerm: Int = 128, ngram: Int = 5, seed: UInt64 = 1) {
+    public init(numPerm: Int = 128, ngram: Int = 5, seed: UInt64 = 1, scheme: Scheme = .fast) {
         precondition(numPerm > 0 && ngram > 0)
         self.numPerm = numPerm
         self.ngram = ngram
+        self.scheme = scheme
         var rng = SplitMix64(seed: seed)
         a = (0..<numPerm).map { _ in rng.next() | 1 }
         b = (0..<numPerm).map { _ in rng.next() }
+        // numpy: a = RandomState(seed).randint(0, 2**31, num_perm, uint32) * 2 + 1; b = randint(0, 2**32, ...).
+        // Masked rejection sampling with a mask equal to the range never rejects, so these are plain draws.
+        var mt = MT19937(seed: UInt32(truncatingIfNeeded: seed))
+        a32 = (0..<numPerm).map { _ in (mt.next() & 0x7FFF_FFFF) &* 2 &+ 1 }
+        b32 = (0..<numPerm).map { _ in mt.next() }
+    }
+
+    /// The MurmurHash3 32-bit finaliser (datasketch's `_fmix` for 32-bit values).
+    @inline(__always) static func fmix32(_ x: UInt32) -> UInt32 {
+        var h = x
+        h ^= h >> 16
+        h = h &* 2_246_822_507
+        h ^= h >> 13
+        h = h &* 3_266_489_909
+        return h ^ (h >> 16)
+    }
+
+    /// datasketch-scheme shingle hashes of `text`: the text is lower-cased (full Unicode), split into the
+    /// same tokens as `tokenHashes`, n consecutive tokens joined by one space make a shingle, and each
+    /// shingle's UTF-8 is hashed by SHA-1 (first 4 bytes) and the finaliser. Also returns token hashes.
+    public func datasketchHashes(_ text: String, tokens: inout [UInt64], into out: inout [UInt32]) {
+        out.removeAll(keepingCapacity: true)
+        tokens.removeAll(keepingCapacity: true)
+        var lower = text.lowercased()
+        var ranges: [Range<Int>] = []
+        lower.withUTF8 { u in
+            var start = -1
+            var i = 0
+            let n = u.count
+            while i < n {
+                let c = u[i]
+                var v = UInt32(c)
+                var len = 1
+                if c >= 0xF0, i + 3 < n { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
+                else if c >= 0xE0, i + 2 < n { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
+                else if c >= 0xC0, i + 1 < n { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+                let single = v >= 0x3040 && (LanguageTagger.isHan(v) || (v >= 0x3040 && v <= 0x30FF) || (v >= 0xAC00 && v <= 0xD7AF))
+                if single {
+                    if start >= 0 { ranges.append(start..<i); start = -1 }
+                    ranges.append(i..<(i + len))
+                } else if Self.isWordScalar(v) {
+                    if start < 0 { start = i }
+                } else if start >= 0 {
+                    ranges.append(start..<i)
+                    start = -1
+                }
+                i += len
+            }
+            if start >= 0 { ranges.append(start..<n) }
+            for r in ranges {
+                var h: UInt64 = 0xcbf2_9ce4_8422_2325
+                for k in r { h = (h ^ UInt64(u[k])) &* 0x100_0000_01b3 }
+                tokens.append(h)
+            }
+            guard !ranges.isEmpty else { return }
+            let g = min(ngram, ranges.count)
+            var scratch: [UInt8] = []
+            scratch.reserveCapacity(256)
+            for s in 0...(ranges.count - g) {
+                scratch.removeAll(keepingCapacity: true)
+                for k in s..<(s + g) {
+                    if k > s { scratch.append(0x20) }
+                    scratch.append(contentsOf: UnsafeBufferPointer(rebasing: u[ranges[k]]))
+                }
+                let h = scratch.withUnsafeBufferPointer { intern_sha1_hash32($0.baseAddress, $0.count) }
+                out.append(Self.fmix32(h))
+            }
+        }
+    }
+
+    /// The datasketch-scheme signature of 32-bit shingle hashes.
+    public func signature32(hashes: [UInt32], into signature: inout [UInt32]) {
+        if signature.count != numPerm { signature = [UInt32](repeating: .max, count: numPerm) }
+        let m = numPerm
+        signature.withUnsafeMutableBufferPointer { sig in
+            for k in 0..<m { sig[k] = .max }
+            a32.withUnsafeBufferPointer { ap in
+                b32.withUnsafeBufferPointer { bp in
+                    hashes.withUnsafeBufferPointer { xs in
+                        intern_minhash_update32(sig.baseAddress!, ap.baseAddress!, bp.baseAddress!, Int32(m), xs.baseAddress, Int32(xs.count))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The signature of `text` in this hasher's scheme; nil when the text has no tokens.
+    public func schemeSignature(_ text: String) -> [UInt32]? {
+        var sig: [UInt32] = []
+        switch scheme {
+        case .fast:
+            return signature(text)
+        case .datasketch:
+            var tokens: [UInt64] = [], hashes: [UInt32] = []
+            datasketchHashes(text, tokens: &tokens, into: &hashes)
+            guard !hashes.isEmpty else { return nil }
+            signature32(hashes: hashes, into: &sig)
+            return sig
+        }
     }
 
     // MARK: Tokens and shingles
@@ -188,6 +302,38 @@ public struct MinHasher: Sendable {
             if x[i] == y[j] { common += 1; i += 1; j += 1 } else if x[i] < y[j] { i += 1 } else { j += 1 }
         }
         return Double(common) / Double(x.count + y.count - common)
+    }
+}
+
+/// MT19937 (Matsumoto and Nishimura), seeded as numpy's RandomState(seed) seeds it (init_genrand).
+struct MT19937 {
+    var state = [UInt32](repeating: 0, count: 624)
+    var index = 624
+
+    init(seed: UInt32) {
+        state[0] = seed
+        for i in 1..<624 {
+            state[i] = 1_812_433_253 &* (state[i - 1] ^ (state[i - 1] >> 30)) &+ UInt32(i)
+        }
+    }
+
+    mutating func next() -> UInt32 {
+        if index >= 624 {
+            for i in 0..<624 {
+                let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7FFF_FFFF)
+                var v = state[(i + 397) % 624] ^ (y >> 1)
+                if y & 1 != 0 { v ^= 0x9908_B0DF }
+                state[i] = v
+            }
+            index = 0
+        }
+        var y = state[index]
+        index += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C_5680
+        y ^= (y << 15) & 0xEFC6_0000
+        y ^= y >> 18
+        return y
     }
 }
 

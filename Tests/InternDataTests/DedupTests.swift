@@ -28,6 +28,22 @@ struct DedupTests {
         #expect(abs(estimate - truth) < 0.08, "estimate \(estimate), truth \(truth)")
     }
 
+    struct MinHashCase: Decodable { let seed: UInt64; let num_perm: Int; let ngram: Int; let text: String; let shingles: Int; let hashvalues: [UInt32] }
+    struct MinHashFile: Decodable { let cases: [MinHashCase] }
+
+    @Test func datasketchSchemeEqualsDatasketchBitForBit() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: DataFixtures.fixture("datasketch_minhash.json")))
+        let cases = try JSONDecoder().decode(MinHashFile.self, from: data).cases
+        #expect(cases.count == 15)
+        for c in cases {
+            let hasher = MinHasher(numPerm: c.num_perm, ngram: c.ngram, seed: c.seed, scheme: .datasketch)
+            var tokens: [UInt64] = [], hashes: [UInt32] = []
+            hasher.datasketchHashes(c.text, tokens: &tokens, into: &hashes)
+            #expect(hashes.count == c.shingles, "\(c.text.prefix(30))")
+            #expect(hasher.schemeSignature(c.text) == c.hashvalues, "seed \(c.seed), num_perm \(c.num_perm): \(c.text.prefix(30))")
+        }
+    }
+
     @Test(arguments: [1, 7, 64, 128, 129])
     func kernelMatchesReference(numPerm: Int) {
         let hasher = MinHasher(numPerm: numPerm, ngram: 2, seed: 9)
@@ -78,11 +94,12 @@ struct DedupTests {
         return out
     }
 
-    @Test(arguments: [false, true])
-    func plantedNearDuplicatesPrecisionAndRecall(verify: Bool) throws {
+    @Test(arguments: [false, true], MinHasher.Scheme.allCases)
+    func plantedNearDuplicatesPrecisionAndRecall(verify: Bool, scheme: MinHasher.Scheme) throws {
         let (texts, group) = Self.plantedCorpus(seed: 42, bases: 60, copies: 4)
         var config = DedupConfig()
         config.verify = verify
+        config.hashScheme = scheme
         let dedup = try Deduplicator(config: config)
         #expect(dedup.lsh == LSHParameters(bands: 9, rows: 13))
         let hasher = MinHasher(numPerm: 128, ngram: 5)
