@@ -61,7 +61,8 @@ public struct MinHasher: Sendable {
     public func datasketchHashes(_ text: String, tokens: inout [UInt64], into out: inout [UInt32]) {
         out.removeAll(keepingCapacity: true)
         tokens.removeAll(keepingCapacity: true)
-        var lower = text.lowercased()
+        // Full Unicode lower-casing (as Python's str.lower) is slow; ASCII text needs only A-Z mapped.
+        var lower = text.utf8.allSatisfy({ $0 < 0x80 }) ? Self.asciiLowercased(text) : text.lowercased()
         var ranges: [Range<Int>] = []
         lower.withUTF8 { u in
             var start = -1
@@ -106,6 +107,17 @@ public struct MinHasher: Sendable {
                 out.append(Self.fmix32(h))
             }
         }
+    }
+
+    /// datasketch's `sha1_hash32`: the first 4 bytes of the SHA-1 digest as a little-endian integer.
+    public static func sha1Hash32(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBufferPointer { intern_sha1_hash32($0.baseAddress, $0.count) }
+    }
+
+    static func asciiLowercased(_ text: String) -> String {
+        var bytes = Array(text.utf8)
+        for k in bytes.indices where bytes[k] >= 0x41 && bytes[k] <= 0x5A { bytes[k] |= 0x20 }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The datasketch-scheme signature of 32-bit shingle hashes.

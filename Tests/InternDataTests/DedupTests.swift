@@ -44,6 +44,17 @@ struct DedupTests {
         }
     }
 
+    /// Expected values from Python's hashlib (struct.unpack("<I", sha1(data).digest()[:4])), across the
+    /// padding boundaries (55, 56, 64 bytes) and several blocks.
+    @Test(arguments: [
+        ("", 0xeea3_39da), ("abc", 0x363e_99a9), (String(repeating: "a", count: 55), 0xdcbb_c8c1),
+        (String(repeating: "a", count: 56), 0x0f33_dbc2), (String(repeating: "a", count: 64), 0x82ba_9800),
+        (String(repeating: "a", count: 1000), 0x6c9a_1e29), ("The quick brown fox jumps over the lazy dog 中文", 0x4163_7649),
+    ] as [(String, UInt32)])
+    func sha1MatchesHashlib(text: String, expected: UInt32) {
+        #expect(MinHasher.sha1Hash32(Array(text.utf8)) == expected)
+    }
+
     @Test(arguments: [1, 7, 64, 128, 129])
     func kernelMatchesReference(numPerm: Int) {
         let hasher = MinHasher(numPerm: numPerm, ngram: 2, seed: 9)
