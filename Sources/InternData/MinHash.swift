@@ -62,7 +62,7 @@ public struct MinHasher: Sendable {
         out.removeAll(keepingCapacity: true)
         tokens.removeAll(keepingCapacity: true)
         // Full Unicode lower-casing (as Python's str.lower) is slow; ASCII text needs only A-Z mapped.
-        var lower = text.utf8.allSatisfy({ $0 < 0x80 }) ? Self.asciiLowercased(text) : text.lowercased()
+        var lower = Self.lowercased(text)
         var ranges: [Range<Int>] = []
         lower.withUTF8 { u in
             var start = -1
@@ -95,15 +95,40 @@ public struct MinHasher: Sendable {
             }
             guard !ranges.isEmpty else { return }
             let g = min(ngram, ranges.count)
-            var scratch: [UInt8] = []
-            scratch.reserveCapacity(256)
+            // A shingle is "tok tok ... tok". Where the text already separates its tokens by single spaces the
+            // shingle is a substring of the text and is hashed in place; otherwise it is copied to `scratch`.
+            var singleSpaceAfter = [Bool](repeating: false, count: ranges.count)
+            for k in 0..<(ranges.count - 1) {
+                singleSpaceAfter[k] = ranges[k + 1].lowerBound == ranges[k].upperBound + 1 && u[ranges[k].upperBound] == 0x20
+            }
+            var badGaps = 0  // gaps in the current window that are not single spaces
+            for k in 0..<(g - 1) where !singleSpaceAfter[k] { badGaps += 1 }
+            var scratch = [UInt8](repeating: 0, count: 256)
+            let base = u.baseAddress!
             for s in 0...(ranges.count - g) {
-                scratch.removeAll(keepingCapacity: true)
-                for k in s..<(s + g) {
-                    if k > s { scratch.append(0x20) }
-                    scratch.append(contentsOf: UnsafeBufferPointer(rebasing: u[ranges[k]]))
+                if s > 0 {
+                    if !singleSpaceAfter[s - 1] { badGaps -= 1 }
+                    if g > 1 && !singleSpaceAfter[s + g - 2] { badGaps += 1 }
                 }
-                let h = scratch.withUnsafeBufferPointer { intern_sha1_hash32($0.baseAddress, $0.count) }
+                let h: UInt32
+                if badGaps == 0 {
+                    let lo = ranges[s].lowerBound, hi = ranges[s + g - 1].upperBound
+                    h = intern_sha1_hash32(base + lo, hi - lo)
+                } else {
+                    var length = g - 1
+                    for k in s..<(s + g) { length += ranges[k].count }
+                    if scratch.count < length { scratch = [UInt8](repeating: 0, count: length * 2) }
+                    h = scratch.withUnsafeMutableBufferPointer { buf -> UInt32 in
+                        var at = 0
+                        for k in s..<(s + g) {
+                            if k > s { buf[at] = 0x20; at += 1 }
+                            let r = ranges[k]
+                            (buf.baseAddress! + at).update(from: base + r.lowerBound, count: r.count)
+                            at += r.count
+                        }
+                        return intern_sha1_hash32(buf.baseAddress, at)
+                    }
+                }
                 out.append(Self.fmix32(h))
             }
         }
@@ -114,10 +139,22 @@ public struct MinHasher: Sendable {
         bytes.withUnsafeBufferPointer { intern_sha1_hash32($0.baseAddress, $0.count) }
     }
 
-    static func asciiLowercased(_ text: String) -> String {
-        var bytes = Array(text.utf8)
-        for k in bytes.indices where bytes[k] >= 0x41 && bytes[k] <= 0x5A { bytes[k] |= 0x20 }
-        return String(decoding: bytes, as: UTF8.self)
+    /// Lower-cases like String.lowercased() (and Python's str.lower), but copies ASCII and CJK scalars,
+    /// which cannot change, without consulting the Unicode tables.
+    static func lowercased(_ text: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for s in text.unicodeScalars {
+            let v = s.value
+            if v < 0x80 {
+                out.append(v >= 0x41 && v <= 0x5A ? UInt8(v | 0x20) : UInt8(v))
+            } else if (v >= 0x2E80 && v <= 0x9FFF) || (v >= 0xAC00 && v <= 0xD7AF) || !s.properties.changesWhenLowercased {
+                UTF8.encode(s) { out.append($0) }
+            } else {
+                out.append(contentsOf: s.properties.lowercaseMapping.utf8)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The datasketch-scheme signature of 32-bit shingle hashes.
