@@ -4,6 +4,12 @@
 // words, `。！？` sentence ends, Chinese stop words). Thresholds follow datatrove's defaults
 // (huggingface/datatrove `GopherQualityFilter`, `GopherRepetitionFilter`, `FineWebQualityFilter`).
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Thresholds of the cleaning rules; every key can be set in a JSON file (snake_case).
 public struct CleanConfig: Codable, Sendable, Equatable {
     // Length (words for alphabetic scripts, Han characters plus words for Chinese).
@@ -130,28 +136,91 @@ public struct Cleaner: Sendable {
         return .keep(doc, droppedLines: dropped, filteredLines: filtered)
     }
 
-    /// C4's line filter: keeps lines that end like a sentence and are long enough.
+    /// C4's line filter: keeps lines that end like a sentence and are long enough. Works on UTF-8 bytes.
     func sentenceLines(_ text: String, chinese: Bool) -> (String, Int) {
-        var kept: [Substring] = []
-        var removed = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let t = line.trimmedWhitespace()
-            guard let last = t.unicodeScalars.last else { continue }
-            var keep: Bool
-            if chinese {
-                keep = TextStats.chinesePunctuationEnd.contains(last.value)
-                if keep {
-                    var han = 0
-                    for s in t.unicodeScalars where LanguageTagger.isHan(s.value) { han += 1; if han >= config.c4ZhMinLineChars { break } }
-                    keep = han >= config.c4ZhMinLineChars
+        var text = text
+        return text.withUTF8 { u -> (String, Int) in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count)
+            var removed = 0
+            forEachLine(u) { lo, hi in
+                var s = lo, e = hi
+                while s < e, u[s] == 0x20 || u[s] == 0x09 || u[s] == 0x0D { s += 1 }
+                while e > s, u[e - 1] == 0x20 || u[e - 1] == 0x09 || u[e - 1] == 0x0D { e -= 1 }
+                guard s < e else { return }
+                let last = Self.lastScalar(u, s, e)
+                var keep: Bool
+                if chinese {
+                    keep = TextStats.chinesePunctuationEnd.contains(last)
+                    if keep {
+                        var han = 0
+                        Self.forEachScalar(u, s, e) { v in
+                            if LanguageTagger.isHan(v) { han += 1 }
+                            return han < config.c4ZhMinLineChars
+                        }
+                        keep = han >= config.c4ZhMinLineChars
+                    }
+                } else {
+                    keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
+                    if keep {
+                        var words = 0
+                        var inWord = false
+                        for k in s..<e {
+                            let space = u[k] == 0x20 || u[k] == 0x09
+                            if !space && !inWord { words += 1 }
+                            inWord = !space
+                        }
+                        keep = words >= config.c4MinLineWords
+                    }
                 }
-            } else {
-                keep = last == "." || last == "!" || last == "?" || last == "\"" || last == "\u{201D}"
-                if keep { keep = t.split(separator: " ", omittingEmptySubsequences: true).count >= config.c4MinLineWords }
+                if keep {
+                    if !out.isEmpty { out.append(0x0A) }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[s..<e]))
+                } else {
+                    removed += 1
+                }
             }
-            if keep { kept.append(t) } else { removed += 1 }
+            return (String(decoding: out, as: UTF8.self), removed)
         }
-        return (kept.joined(separator: "\n"), removed)
+    }
+
+    /// Calls `body(lo, hi)` for every line (without its newline) of `u`.
+    @inline(__always) func forEachLine(_ u: UnsafeBufferPointer<UInt8>, _ body: (Int, Int) -> Void) {
+        var start = 0
+        let n = u.count
+        while start <= n {
+            var end = start
+            if let base = u.baseAddress, start < n, let p = memchr(base + start, 0x0A, n - start) {
+                end = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
+            } else {
+                end = n
+            }
+            body(start, end)
+            start = end + 1
+        }
+    }
+
+    static func lastScalar(_ u: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> UInt32 {
+        var k = e - 1
+        while k > s && (u[k] & 0xC0) == 0x80 { k -= 1 }
+        var v: UInt32 = 0
+        forEachScalar(u, k, e) { x in v = x; return false }
+        return v
+    }
+
+    /// Decodes scalars of u[s..<e] until `body` returns false.
+    static func forEachScalar(_ u: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int, _ body: (UInt32) -> Bool) {
+        var i = s
+        while i < e {
+            let c = u[i]
+            var v = UInt32(c)
+            var len = 1
+            if c >= 0xF0, i + 3 < e { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
+            else if c >= 0xE0, i + 2 < e { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
+            else if c >= 0xC0, i + 1 < e { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+            i += len
+            if !body(v) { return }
+        }
     }
 
     /// The name of the first rule `doc` fails, or nil.
@@ -225,30 +294,63 @@ public struct Cleaner: Sendable {
 
     /// Removes boilerplate lines; returns the text and how many lines went.
     func dropBoilerplate(_ text: String) -> (String, Int) {
+        var text = text
         var dropped = 0
-        var out: [Substring] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.utf8.count <= config.boilerplateMaxLineChars * 4, line.count <= config.boilerplateMaxLineChars,
-               isBoilerplate(line) {
-                dropped += 1
-                continue
+        var scratch: [UInt8] = []
+        let result: [UInt8] = text.withUTF8 { u in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count)
+            var first = true
+            forEachLine(u) { lo, hi in
+                var chars = 0
+                if hi - lo <= config.boilerplateMaxLineChars * 4 {
+                    for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
+                }
+                if hi - lo <= config.boilerplateMaxLineChars * 4, chars <= config.boilerplateMaxLineChars,
+                   isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch) {
+                    dropped += 1
+                    return
+                }
+                if !first { out.append(0x0A) }
+                first = false
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[lo..<hi]))
             }
-            out.append(line)
+            return out
         }
-        return dropped == 0 ? (text, 0) : (out.joined(separator: "\n"), dropped)
+        return dropped == 0 ? (text, 0) : (String(decoding: result, as: UTF8.self), dropped)
+    }
+
+    func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
+        scratch.removeAll(keepingCapacity: true)
+        for c in line { scratch.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+        return scratch.withUnsafeBytes { hay in
+            for p in phrases where !p.isEmpty && p.count <= hay.count {
+                if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Whether `needle` occurs in `hay` (memchr for the first byte, memcmp for the rest; memmem is a GNU
+    /// extension that Swift's Glibc module does not export).
+    static func contains(_ hay: UnsafeRawBufferPointer, _ needle: UnsafeRawBufferPointer) -> Bool {
+        guard needle.count > 0, needle.count <= hay.count, let h = hay.baseAddress, let n = needle.baseAddress else { return false }
+        let first = Int32(needle[0])
+        var at = 0
+        let last = hay.count - needle.count
+        while at <= last {
+            guard let p = memchr(h + at, first, last - at + 1) else { return false }
+            let k = h.distance(to: UnsafeRawPointer(p))
+            if memcmp(h + k, n, needle.count) == 0 { return true }
+            at = k + 1
+        }
+        return false
     }
 
     func isBoilerplate(_ line: Substring) -> Bool {
+        var scratch: [UInt8] = []
         var bytes = Array(line.utf8)
-        for k in bytes.indices where bytes[k] >= 0x41 && bytes[k] <= 0x5A { bytes[k] |= 0x20 }
-        for p in phrases where !p.isEmpty && p.count <= bytes.count {
-            var i = 0
-            while i + p.count <= bytes.count {
-                if bytes[i] == p[0] && bytes[i..<(i + p.count)].elementsEqual(p) { return true }
-                i += 1
-            }
-        }
-        return false
+        return bytes.withUnsafeMutableBufferPointer { isBoilerplate(UnsafeBufferPointer($0), scratch: &scratch) }
     }
 }
 

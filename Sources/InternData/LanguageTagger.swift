@@ -36,24 +36,44 @@ public enum LanguageTagger {
             if isHan(v) { han += 1 }
             else if (0x3040...0x30FF).contains(v) { kana += 1 }
             else if (0xAC00...0xD7AF).contains(v) { hangul += 1 }
-            else if s.properties.isAlphabetic { letters += 1 }
+            else if (0xC0...0x24F).contains(v) || s.properties.isAlphabetic { letters += 1 }
         }
         guard total > 0 else { return "other" }
         if han > 0 && Double(han) >= 0.2 * Double(han + letters + kana + hangul) && kana < han / 4 { return "zh" }
         if kana + hangul > letters { return "other" }
         if isCode(text, symbols: codeSymbols, total: total) { return "code" }
         guard letters > 0 else { return "other" }
-        // Latin script: the language whose stop words are most frequent.
+        // Latin script: the language whose stop words are most frequent (words compared by hash).
         var counts = [Int](repeating: 0, count: stopWords.count)
         var words = 0
-        for word in asciiLowerWords(text, limit: 3000) {
-            words += 1
-            for (k, entry) in stopWords.enumerated() where entry.words.contains(word) { counts[k] += 1 }
+        var text = text
+        text.withUTF8 { u in
+            var h = TextStats.fnvOffset
+            var inWord = false
+            for c in u {
+                let letter = c >= 0x80 || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+                if letter {
+                    h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+                    inWord = true
+                } else if inWord {
+                    words += 1
+                    for k in stopWordHashes.indices where stopWordHashes[k].contains(h) { counts[k] += 1 }
+                    h = TextStats.fnvOffset
+                    inWord = false
+                    if words >= 3000 { break }
+                }
+            }
+            if inWord {
+                words += 1
+                for k in stopWordHashes.indices where stopWordHashes[k].contains(h) { counts[k] += 1 }
+            }
         }
         guard let best = counts.indices.max(by: { counts[$0] < counts[$1] }), words > 0 else { return "other" }
         if counts[best] * 20 < words { return "other" }
         return stopWords[best].lang
     }
+
+    static let stopWordHashes: [Set<UInt64>] = stopWords.map { Set($0.words.map(TextStats.wordHash)) }
 
     static func isCode(_ text: String, symbols: Int, total: Int) -> Bool {
         guard Double(symbols) >= 0.05 * Double(total) else { return false }
@@ -72,24 +92,5 @@ public enum LanguageTagger {
     @inline(__always) public static func isHan(_ v: UInt32) -> Bool {
         (0x4E00...0x9FFF).contains(v) || (0x3400...0x4DBF).contains(v) || (0xF900...0xFAFF).contains(v)
             || (0x20000...0x2FA1F).contains(v)
-    }
-
-    /// Lower-cased words (letters only; non-ASCII letters kept) of at most `limit` words.
-    static func asciiLowerWords(_ text: String, limit: Int) -> [String] {
-        var words: [String] = []
-        var current = String.UnicodeScalarView()
-        for s in text.unicodeScalars {
-            if s.properties.isAlphabetic {
-                if s.value < 0x80 { current.append(Unicode.Scalar(UInt8(s.value) | 0x20)) } else {
-                    for l in s.properties.lowercaseMapping.unicodeScalars { current.append(l) }
-                }
-            } else if !current.isEmpty {
-                words.append(String(current))
-                current = String.UnicodeScalarView()
-                if words.count >= limit { return words }
-            }
-        }
-        if !current.isEmpty { words.append(String(current)) }
-        return words
     }
 }

@@ -48,6 +48,22 @@ struct PipelineTests {
         #expect(!FileManager.default.fileExists(atPath: config.output + ".work"))
     }
 
+    @Test func resumeReusesTheFinishedFirstPhase() throws {
+        let (dir, config) = try setUp()
+        var p = Pipeline(config: config)
+        p.workDirectory = dir + "/work"
+        let first = try p.run()
+        let firstOutput = try DataFixtures.readDocuments(config.output).map(\.id)
+        // Without its inputs the run can only finish by reusing phase 1 from the work folder.
+        try FileManager.default.removeItem(atPath: config.inputs[0])
+        p.resume = true
+        let second = try p.run()
+        #expect(try DataFixtures.readDocuments(config.output).map(\.id) == firstOutput)
+        #expect(second.stages.map(\.documentsOut) == first.stages.map(\.documentsOut))
+        p.resume = false
+        #expect(throws: DatasetError.self) { _ = try p.run() }
+    }
+
     @Test func strictStopsAtBadInput() throws {
         let (dir, config) = try setUp()
         var p = Pipeline(config: config)
