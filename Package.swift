@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "InternModels", targets: ["InternModels"]),
         .library(name: "InternEngine", targets: ["InternEngine"]),
         .library(name: "InternEval", targets: ["InternEval"]),
+        .library(name: "InternData", targets: ["InternData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternEval",
+                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternEval", "InternData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -65,5 +66,14 @@ let package = Package(
             dependencies: ["InternEngine", "InternModels", "InternCore"],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .target(name: "CMinHash"),
+        .target(name: "InternData", dependencies: ["CZlib", "CMinHash"], swiftSettings: swiftSettings),
+        .testTarget(name: "InternDataTests", dependencies: ["InternData"], swiftSettings: swiftSettings),
     ]
 )

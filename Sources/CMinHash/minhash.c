@@ -1,0 +1,172 @@
+// See CMinHash.h. Strategy: the permutation loop (m = num_perm, 128 by default) is the inner loop, so that
+// each shingle hash is broadcast once and the loop over the (a, b, sig) arrays vectorises: 4 lanes of 64-bit
+// products (vpmuludq on the high and low halves of a), a shift, and vpminud on the 32-bit results.
+#include "CMinHash.h"
+#include <string.h>
+
+static inline void update_portable(uint32_t *restrict sig, const uint64_t *restrict a, const uint64_t *restrict b,
+                                   int m, const uint64_t *restrict xs, int n) {
+    for (int i = 0; i < n; i++) {
+        const uint64_t x = xs[i];
+        const uint64_t x32 = (uint32_t)(x ^ (x >> 32));
+#pragma clang loop vectorize(enable) interleave(enable)
+        for (int k = 0; k < m; k++) {
+            const uint32_t v = (uint32_t)((a[k] * x32 + b[k]) >> 32);
+            sig[k] = v < sig[k] ? v : sig[k];
+        }
+    }
+}
+
+static inline void update32_portable(uint32_t *restrict sig, const uint32_t *restrict a, const uint32_t *restrict b,
+                                     int m, const uint32_t *restrict xs, int n) {
+    for (int i = 0; i < n; i++) {
+        const uint32_t x = xs[i];
+#pragma clang loop vectorize(enable) interleave(enable)
+        for (int k = 0; k < m; k++) {
+            const uint32_t v = a[k] * x + b[k];
+            sig[k] = v < sig[k] ? v : sig[k];
+        }
+    }
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+__attribute__((target("avx2"))) static void update32_avx2(uint32_t *restrict sig, const uint32_t *restrict a,
+                                                           const uint32_t *restrict b, int m,
+                                                           const uint32_t *restrict xs, int n) {
+    update32_portable(sig, a, b, m, xs, n);
+}
+
+void intern_minhash_update32(uint32_t *sig, const uint32_t *a, const uint32_t *b, int m, const uint32_t *xs, int n) {
+    if (intern_minhash_uses_avx2()) {
+        update32_avx2(sig, a, b, m, xs, n);
+    } else {
+        update32_portable(sig, a, b, m, xs, n);
+    }
+}
+
+__attribute__((target("avx2"))) static void update_avx2(uint32_t *restrict sig, const uint64_t *restrict a,
+                                                         const uint64_t *restrict b, int m,
+                                                         const uint64_t *restrict xs, int n) {
+    update_portable(sig, a, b, m, xs, n);
+}
+
+static int avx2_state = -1;
+
+int intern_minhash_uses_avx2(void) {
+    if (avx2_state < 0) {
+        __builtin_cpu_init();
+        avx2_state = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return avx2_state;
+}
+
+void intern_minhash_update(uint32_t *sig, const uint64_t *a, const uint64_t *b, int m, const uint64_t *xs, int n) {
+    if (intern_minhash_uses_avx2()) {
+        update_avx2(sig, a, b, m, xs, n);
+    } else {
+        update_portable(sig, a, b, m, xs, n);
+    }
+}
+#else
+int intern_minhash_uses_avx2(void) { return 0; }
+
+void intern_minhash_update32(uint32_t *sig, const uint32_t *a, const uint32_t *b, int m, const uint32_t *xs, int n) {
+    update32_portable(sig, a, b, m, xs, n);
+}
+
+void intern_minhash_update(uint32_t *sig, const uint64_t *a, const uint64_t *b, int m, const uint64_t *xs, int n) {
+    update_portable(sig, a, b, m, xs, n);
+}
+#endif
+
+// MARK: SHA-1 (FIPS 180-4), only as datasketch's default shingle hash; not for security.
+
+static inline uint32_t rol(uint32_t x, int s) { return (x << s) | (x >> (32 - s)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++) {
+        w[i] = ((uint32_t)p[4 * i] << 24) | ((uint32_t)p[4 * i + 1] << 16) | ((uint32_t)p[4 * i + 2] << 8) | p[4 * i + 3];
+    }
+    for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
+        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
+        else { f = b ^ c ^ d; k = 0xCA62C1D6; }
+        uint32_t t = rol(a, 5) + f + e + k + w[i];
+        e = d; d = c; c = rol(b, 30); b = a; a = t;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+// One block with the SHA extensions (sha1rnds4 does 4 rounds): the message schedule
+// W_k = sha1msg2(sha1msg1(W_{k-4}, W_{k-3}) ^ W_{k-2}, W_{k-1}) over 4-word groups, as in Intel's reference.
+__attribute__((target("sha,sse4.1"))) static void sha1_block_shani(uint32_t h[5], const uint8_t *p) {
+    const __m128i mask = _mm_set_epi64x(0x0001020304050607ULL, 0x08090a0b0c0d0e0fULL);
+    __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0x1B);
+    __m128i e0 = _mm_set_epi32((int)h[4], 0, 0, 0);
+    const __m128i abcd_save = abcd, e_save = e0;
+    __m128i w[4];
+    for (int k = 0; k < 4; k++) w[k] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * k)), mask);
+    __m128i eprev = abcd;
+    __m128i ecur = _mm_add_epi32(e0, w[0]);
+    abcd = _mm_sha1rnds4_epu32(abcd, ecur, 0);
+    for (int k = 1; k < 20; k++) {
+        __m128i wk;
+        if (k < 4) {
+            wk = w[k];
+        } else {
+            wk = _mm_sha1msg2_epu32(_mm_xor_si128(_mm_sha1msg1_epu32(w[k & 3], w[(k + 1) & 3]), w[(k + 2) & 3]), w[(k + 3) & 3]);
+            w[k & 3] = wk;
+        }
+        ecur = _mm_sha1nexte_epu32(eprev, wk);
+        eprev = abcd;
+        switch (k / 5) {
+        case 0: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 0); break;
+        case 1: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 1); break;
+        case 2: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 2); break;
+        default: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 3); break;
+        }
+    }
+    e0 = _mm_sha1nexte_epu32(eprev, e_save);
+    abcd = _mm_add_epi32(abcd, abcd_save);
+    _mm_storeu_si128((__m128i *)h, _mm_shuffle_epi32(abcd, 0x1B));
+    h[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+}
+
+static int shani_state = -1;
+static inline int uses_shani(void) {
+    if (shani_state < 0) {
+        __builtin_cpu_init();
+        shani_state = (__builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1")) ? 1 : 0;
+    }
+    return shani_state;
+}
+#define SHA1_BLOCK(h, p) (uses_shani() ? sha1_block_shani((h), (p)) : sha1_block((h), (p)))
+#else
+#define SHA1_BLOCK(h, p) sha1_block((h), (p))
+#endif
+
+uint32_t intern_sha1_hash32(const uint8_t *data, long len) {
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    long i = 0;
+    for (; i + 64 <= len; i += 64) SHA1_BLOCK(h, data + i);
+    uint8_t tail[128];
+    long rest = len - i;
+    memcpy(tail, data + i, (size_t)rest);
+    tail[rest] = 0x80;
+    long total = rest + 1 + 8 <= 64 ? 64 : 128;
+    memset(tail + rest + 1, 0, (size_t)(total - rest - 1));
+    uint64_t bits = (uint64_t)len * 8;
+    for (int k = 0; k < 8; k++) tail[total - 1 - k] = (uint8_t)(bits >> (8 * k));
+    SHA1_BLOCK(h, tail);
+    if (total == 128) SHA1_BLOCK(h, tail + 64);
+    // The digest's first 4 bytes are h[0] big-endian; read them as a little-endian integer.
+    uint32_t d = h[0];
+    return ((d >> 24) & 0xFF) | (((d >> 16) & 0xFF) << 8) | (((d >> 8) & 0xFF) << 16) | ((d & 0xFF) << 24);
+}

@@ -1,0 +1,410 @@
+// The heuristic rule stage (`intern data clean`): Gopher's quality and repetition rules (Rae et al. 2021,
+// table A1), C4's boilerplate and lorem-ipsum rules, FineWeb's line-punctuation, short-line and list
+// rules, a non-printable-character rule, and Chinese handling (character counts instead of whitespace
+// words, `。！？` sentence ends, Chinese stop words). Thresholds follow datatrove's defaults
+// (huggingface/datatrove `GopherQualityFilter`, `GopherRepetitionFilter`, `FineWebQualityFilter`).
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Thresholds of the cleaning rules; every key can be set in a JSON file (snake_case).
+public struct CleanConfig: Codable, Sendable, Equatable {
+    // Length (words for alphabetic scripts, Han characters plus words for Chinese).
+    public var minWords = 50
+    public var maxWords = 100_000
+    public var zhMinChars = 100
+    public var zhMaxChars = 200_000
+    // Gopher quality.
+    public var minMeanWordLength = 3.0
+    public var maxMeanWordLength = 10.0
+    public var maxSymbolWordRatio = 0.1
+    public var maxBulletLinesRatio = 0.9
+    public var maxEllipsisLinesRatio = 0.3
+    public var minAlphaWordsRatio = 0.8
+    /// At least this many stop-word occurrences (Gopher: 2 of the, be, to, of, and, that, have, with).
+    public var minStopWords = 2
+    /// Chinese: at least this many occurrences of 的, 了, 是, 在, 和, 有, 也, 就, 不, 都, 这, 我, 他, 与, 对.
+    public var zhMinStopWords = 3
+    // Gopher repetition.
+    public var maxDupLineFraction = 0.3
+    public var maxDupParagraphFraction = 0.3
+    public var maxDupLineCharFraction = 0.2
+    public var maxDupParagraphCharFraction = 0.2
+    /// For n = 2, 3, 4: the most frequent n-gram's share of characters.
+    public var topNgramMaxFraction = [0.2, 0.18, 0.16]
+    /// For n = 5 ... 10: the share of characters in repeated n-grams.
+    public var dupNgramMaxFraction = [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    /// Chinese tokens are single characters, so the n of the n-gram rules is multiplied by this.
+    public var zhNgramScale = 2
+    // FineWeb.
+    public var minLinePunctuationRatio = 0.12
+    public var maxShortLineRatio = 0.67
+    public var shortLineChars = 30
+    public var zhShortLineChars = 10
+    /// Lines per word (FineWeb's list-document rule: newlines / words).
+    public var maxLinesPerWord = 0.3
+    // Other.
+    public var maxNonPrintableRatio = 0.01
+    public var removeLoremIpsum = true
+    /// Remove lines that are boilerplate (cookie banners, "enable JavaScript", copyright, legal links).
+    public var dropBoilerplateLines = true
+    /// Lower-cased phrases; a line of at most `boilerplateMaxLineChars` characters holding one is dropped.
+    public var boilerplatePhrases = [
+        "cookie", "javascript", "privacy policy", "terms of use", "terms of service", "terms and conditions",
+        "all rights reserved", "sign up for our newsletter", "subscribe to our newsletter", "log in", "sign in",
+        "datenschutz", "impressum", "mentions légales", "版权所有", "隐私政策", "免责声明", "联系我们", "关于我们",
+        "用户协议", "icp备", "京icp", "增值电信业务", "copyright ©", "© copyright",
+    ]
+    public var boilerplateMaxLineChars = 200
+    /// C4's line filter for WET-like pages: keep only lines that end in terminal punctuation and hold at least
+    /// `c4MinLineWords` words (Chinese: `c4ZhMinLineChars` Han characters); this strips menus and footers.
+    public var c4LineFilter = true
+    public var c4MinLineWords = 5
+    public var c4ZhMinLineChars = 10
+    /// Apply the text-normalisation step (NFC, whitespace, stray entities) before the rules.
+    public var normalize = false
+
+    public init() {}
+
+    /// Loads a configuration from a JSON file; missing keys keep their defaults.
+    public static func load(path: String?) throws(DatasetError) -> CleanConfig {
+        try ConfigLoader.load(CleanConfig.self, defaults: CleanConfig(), path: path)
+    }
+}
+
+/// What the cleaning stage decided for one document.
+public enum CleanDecision: Sendable, Equatable {
+    /// Kept, possibly with boilerplate lines (`droppedLines`) and non-sentence lines (`filteredLines`) removed.
+    case keep(Document, droppedLines: Int, filteredLines: Int)
+    /// Removed by the named rule.
+    case remove(rule: String)
+}
+
+/// Applies the rules of a `CleanConfig`.
+public struct Cleaner: Sendable {
+    public let config: CleanConfig
+    let stopWordHashes: [String: Set<UInt64>]
+    let zhStopWords: Set<UInt64>
+    let phrases: [[UInt8]]
+
+    /// Rule names in evaluation order, for reports.
+    public static let ruleNames = [
+        "non_printable", "lorem_ipsum", "empty", "min_words", "max_words", "mean_word_length", "symbol_ratio",
+        "bullet_lines", "ellipsis_lines", "alpha_words", "stop_words", "dup_lines", "dup_paragraphs",
+        "dup_line_chars", "dup_paragraph_chars", "top_ngram", "dup_ngram", "line_punctuation", "short_lines",
+        "list_lines",
+    ]
+
+    static let stopWords: [String: [String]] = [
+        "en": ["the", "be", "to", "of", "and", "that", "have", "with"],
+        "de": ["der", "die", "das", "und", "ist", "zu", "mit", "nicht", "den", "ein"],
+        "fr": ["le", "la", "les", "et", "de", "est", "que", "avec", "des", "un"],
+    ]
+    static let chineseStopWords: [Character] = ["的", "了", "是", "在", "和", "有", "也", "就", "不", "都", "这", "我", "他", "与", "对"]
+
+    public init(config: CleanConfig = CleanConfig()) {
+        self.config = config
+        stopWordHashes = Self.stopWords.mapValues { Set($0.map(TextStats.wordHash)) }
+        zhStopWords = Set(Self.chineseStopWords.map { c in
+            (TextStats.fnvOffset ^ UInt64(c.unicodeScalars.first!.value)) &* TextStats.fnvPrime
+        })
+        phrases = config.boilerplatePhrases.map { Array($0.lowercased().utf8) }
+    }
+
+    /// Runs the rules on `document`; the first failing rule removes it.
+    public func clean(_ document: Document) -> CleanDecision {
+        var doc = document
+        if config.normalize { doc.text = TextNormalizer.normalize(doc.text) }
+        if doc.lang.isEmpty { doc.lang = LanguageTagger.tag(doc.text) }
+        var dropped = 0
+        var filtered = 0
+        if config.removeLoremIpsum && containsLoremIpsum(doc.text) { return .remove(rule: "lorem_ipsum") }
+        if config.dropBoilerplateLines {
+            let (text, n) = dropBoilerplate(doc.text)
+            doc.text = text
+            dropped = n
+        }
+        if config.c4LineFilter && doc.lang != "code" {
+            let (text, n) = sentenceLines(doc.text, chinese: doc.lang == "zh")
+            doc.text = text
+            filtered = n
+        }
+        if let rule = failingRule(doc) { return .remove(rule: rule) }
+        return .keep(doc, droppedLines: dropped, filteredLines: filtered)
+    }
+
+    /// C4's line filter: keeps lines that end like a sentence and are long enough. Works on UTF-8 bytes.
+    func sentenceLines(_ text: String, chinese: Bool) -> (String, Int) {
+        var text = text
+        return text.withUTF8 { u -> (String, Int) in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count)
+            var removed = 0
+            forEachLine(u) { lo, hi in
+                var s = lo, e = hi
+                while s < e, u[s] == 0x20 || u[s] == 0x09 || u[s] == 0x0D { s += 1 }
+                while e > s, u[e - 1] == 0x20 || u[e - 1] == 0x09 || u[e - 1] == 0x0D { e -= 1 }
+                guard s < e else { return }
+                let last = Self.lastScalar(u, s, e)
+                var keep: Bool
+                if chinese {
+                    keep = TextStats.chinesePunctuationEnd.contains(last)
+                    if keep {
+                        var han = 0
+                        Self.forEachScalar(u, s, e) { v in
+                            if LanguageTagger.isHan(v) { han += 1 }
+                            return han < config.c4ZhMinLineChars
+                        }
+                        keep = han >= config.c4ZhMinLineChars
+                    }
+                } else {
+                    keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
+                    if keep {
+                        var words = 0
+                        var inWord = false
+                        for k in s..<e {
+                            let space = u[k] == 0x20 || u[k] == 0x09
+                            if !space && !inWord { words += 1 }
+                            inWord = !space
+                        }
+                        keep = words >= config.c4MinLineWords
+                    }
+                }
+                if keep {
+                    if !out.isEmpty { out.append(0x0A) }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[s..<e]))
+                } else {
+                    removed += 1
+                }
+            }
+            return (String(decoding: out, as: UTF8.self), removed)
+        }
+    }
+
+    /// Calls `body(lo, hi)` for every line (without its newline) of `u`.
+    @inline(__always) func forEachLine(_ u: UnsafeBufferPointer<UInt8>, _ body: (Int, Int) -> Void) {
+        var start = 0
+        let n = u.count
+        while start <= n {
+            var end = start
+            if let base = u.baseAddress, start < n, let p = memchr(base + start, 0x0A, n - start) {
+                end = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
+            } else {
+                end = n
+            }
+            body(start, end)
+            start = end + 1
+        }
+    }
+
+    static func lastScalar(_ u: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> UInt32 {
+        var k = e - 1
+        while k > s && (u[k] & 0xC0) == 0x80 { k -= 1 }
+        var v: UInt32 = 0
+        forEachScalar(u, k, e) { x in v = x; return false }
+        return v
+    }
+
+    /// Decodes scalars of u[s..<e] until `body` returns false.
+    static func forEachScalar(_ u: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int, _ body: (UInt32) -> Bool) {
+        var i = s
+        while i < e {
+            let c = u[i]
+            var v = UInt32(c)
+            var len = 1
+            if c >= 0xF0, i + 3 < e { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
+            else if c >= 0xE0, i + 2 < e { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
+            else if c >= 0xC0, i + 1 < e { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+            i += len
+            if !body(v) { return }
+        }
+    }
+
+    /// The name of the first rule `doc` fails, or nil.
+    public func failingRule(_ doc: Document) -> String? {
+        let lang = doc.lang.isEmpty ? LanguageTagger.tag(doc.text) : doc.lang
+        let chinese = lang == "zh"
+        let stats = TextStats(doc.text, chinese: chinese, stopWords: chinese ? zhStopWords : stopWordHashes[lang] ?? [])
+        let c = config
+        if stats.chars == 0 { return "empty" }
+        if Double(stats.nonPrintable) > c.maxNonPrintableRatio * Double(stats.chars) { return "non_printable" }
+        if lang == "code" { return nil }  // Prose rules do not apply to code.
+        if chinese {
+            let size = stats.hanChars
+            if size < c.zhMinChars { return "min_words" }
+            if size > c.zhMaxChars { return "max_words" }
+        } else {
+            if stats.words < c.minWords { return "min_words" }
+            if stats.words > c.maxWords { return "max_words" }
+            let mean = Double(stats.wordChars) / Double(max(1, stats.words))
+            if mean < c.minMeanWordLength || mean > c.maxMeanWordLength { return "mean_word_length" }
+        }
+        let words = max(1, stats.words)
+        if Double(stats.symbolTokens) > c.maxSymbolWordRatio * Double(words) { return "symbol_ratio" }
+        let lines = stats.lines
+        let nLines = max(1, lines.count)
+        if Double(lines.filter(\.isBullet).count) > c.maxBulletLinesRatio * Double(nLines) { return "bullet_lines" }
+        if Double(lines.filter(\.endsWithEllipsis).count) > c.maxEllipsisLinesRatio * Double(nLines) { return "ellipsis_lines" }
+        if !chinese && Double(stats.alphaWords) < c.minAlphaWordsRatio * Double(words) { return "alpha_words" }
+        if chinese {
+            if stats.stopWordHits < c.zhMinStopWords { return "stop_words" }
+        } else if stopWordHashes[lang] != nil && stats.stopWordHits < c.minStopWords {
+            return "stop_words"
+        }
+        let dupLines = stats.duplicateLines()
+        let dupParagraphs = stats.duplicateParagraphs()
+        if dupLines.fraction > c.maxDupLineFraction { return "dup_lines" }
+        if dupParagraphs.fraction > c.maxDupParagraphFraction { return "dup_paragraphs" }
+        if dupLines.charFraction > c.maxDupLineCharFraction { return "dup_line_chars" }
+        if dupParagraphs.charFraction > c.maxDupParagraphCharFraction { return "dup_paragraph_chars" }
+        let scale = chinese ? max(1, c.zhNgramScale) : 1
+        for (k, limit) in c.topNgramMaxFraction.enumerated() where stats.topNgramCharFraction((k + 2) * scale) > limit {
+            return "top_ngram"
+        }
+        for (k, limit) in c.dupNgramMaxFraction.enumerated() where stats.duplicateNgramCharFraction((k + 5) * scale) > limit {
+            return "dup_ngram"
+        }
+        if Double(lines.filter(\.endsWithPunctuation).count) < c.minLinePunctuationRatio * Double(nLines) { return "line_punctuation" }
+        let shortLimit = chinese ? c.zhShortLineChars : c.shortLineChars
+        if Double(lines.filter { $0.chars <= shortLimit }.count) > c.maxShortLineRatio * Double(nLines) { return "short_lines" }
+        if !chinese && Double(lines.count) > c.maxLinesPerWord * Double(words) { return "list_lines" }
+        return nil
+    }
+
+    func containsLoremIpsum(_ text: String) -> Bool {
+        var t = text
+        return t.withUTF8 { u in
+            let needle = Array("lorem ipsum".utf8)
+            guard u.count >= needle.count else { return false }
+            var i = 0
+            while i + needle.count <= u.count {
+                if (u[i] | 0x20) == 0x6C {
+                    var ok = true
+                    for k in 1..<needle.count where (u[i + k] >= 0x41 && u[i + k] <= 0x5A ? u[i + k] | 0x20 : u[i + k]) != needle[k] { ok = false; break }
+                    if ok { return true }
+                }
+                i += 1
+            }
+            return false
+        }
+    }
+
+    /// Removes boilerplate lines; returns the text and how many lines went.
+    func dropBoilerplate(_ text: String) -> (String, Int) {
+        var text = text
+        var dropped = 0
+        var scratch: [UInt8] = []
+        let result: [UInt8] = text.withUTF8 { u in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count)
+            var first = true
+            forEachLine(u) { lo, hi in
+                var chars = 0
+                if hi - lo <= config.boilerplateMaxLineChars * 4 {
+                    for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
+                }
+                if hi - lo <= config.boilerplateMaxLineChars * 4, chars <= config.boilerplateMaxLineChars,
+                   isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch) {
+                    dropped += 1
+                    return
+                }
+                if !first { out.append(0x0A) }
+                first = false
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[lo..<hi]))
+            }
+            return out
+        }
+        return dropped == 0 ? (text, 0) : (String(decoding: result, as: UTF8.self), dropped)
+    }
+
+    func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
+        scratch.removeAll(keepingCapacity: true)
+        for c in line { scratch.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+        return scratch.withUnsafeBytes { hay in
+            for p in phrases where !p.isEmpty && p.count <= hay.count {
+                if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Whether `needle` occurs in `hay` (memchr for the first byte, memcmp for the rest; memmem is a GNU
+    /// extension that Swift's Glibc module does not export).
+    static func contains(_ hay: UnsafeRawBufferPointer, _ needle: UnsafeRawBufferPointer) -> Bool {
+        guard needle.count > 0, needle.count <= hay.count, let h = hay.baseAddress, let n = needle.baseAddress else { return false }
+        let first = Int32(needle[0])
+        var at = 0
+        let last = hay.count - needle.count
+        while at <= last {
+            guard let p = memchr(h + at, first, last - at + 1) else { return false }
+            let k = h.distance(to: UnsafeRawPointer(p))
+            if memcmp(h + k, n, needle.count) == 0 { return true }
+            at = k + 1
+        }
+        return false
+    }
+
+    func isBoilerplate(_ line: Substring) -> Bool {
+        var scratch: [UInt8] = []
+        var bytes = Array(line.utf8)
+        return bytes.withUnsafeMutableBufferPointer { isBoilerplate(UnsafeBufferPointer($0), scratch: &scratch) }
+    }
+}
+
+/// The optional normalisation step: Unicode NFC, stray HTML entities decoded, control and zero-width
+/// characters removed, runs of spaces collapsed, trailing spaces and runs of blank lines trimmed.
+public enum TextNormalizer {
+    public static func normalize(_ text: String) -> String {
+        var t = text
+        if t.contains("&") {
+            var b = Array(t.utf8)
+            t = b.withUnsafeMutableBufferPointer { decodeEntities(UnsafeBufferPointer($0)) }
+        }
+        t = nfc(t)
+        var out = String.UnicodeScalarView()
+        var spaceRun = false
+        var blankLines = 0
+        var lineHasText = false
+        for s in t.unicodeScalars {
+            let v = s.value
+            if v == 0x0A {
+                while let l = out.last, l == " " { out.removeLast() }
+                if !lineHasText { blankLines += 1 } else { blankLines = 0 }
+                if blankLines <= 1 { out.append("\n") }
+                lineHasText = false
+                spaceRun = false
+                continue
+            }
+            if v == 0x20 || v == 0x09 || v == 0xA0 || v == 0x3000 || (v >= 0x2000 && v <= 0x200A) {
+                if lineHasText && !spaceRun { out.append(" ") }
+                spaceRun = true
+                continue
+            }
+            if v < 0x20 || (v >= 0x7F && v < 0xA0) || v == 0x200B || v == 0x200C || v == 0x200D || v == 0xFEFF || v == 0x00AD { continue }
+            out.append(s)
+            spaceRun = false
+            lineHasText = true
+        }
+        while let l = out.last, l == " " || l == "\n" { out.removeLast() }
+        return String(out)
+    }
+
+    static func decodeEntities(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "&"), let (v, next) = HTMLText.decodeEntity(b, i), let s = Unicode.Scalar(v) {
+                out.append(contentsOf: String(Character(s)).utf8)
+                i = next
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

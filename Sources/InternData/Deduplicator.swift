@@ -1,0 +1,314 @@
+// The dedup stage (`intern data dedup`): exact duplicates by a hash of the normalised text, then
+// MinHash-LSH near-duplicates, joined into clusters with union-find; the first document of each cluster is
+// kept. Two passes over the input: the first keeps only per-document band keys (bands × 8 bytes), ids and,
+// with `verify`, shingle sets; the second streams the input again and writes the kept documents, so the
+// texts are never all in memory. Signatures are computed on all cores, in batches.
+import Foundation
+
+/// Parameters of the dedup stage.
+public struct DedupConfig: Codable, Sendable, Equatable {
+    /// Jaccard similarity at or above which two documents are duplicates.
+    public var threshold = 0.8
+    public var numPerm = 128
+    /// Bands and rows; 0 derives both from the threshold (datasketch's `_optimal_param`).
+    public var bands = 0
+    public var rows = 0
+    /// Shingle size in tokens (words; single Han characters for Chinese).
+    public var ngram = 5
+    /// Check LSH candidates by the exact Jaccard similarity of their shingle sets.
+    public var verify = false
+    public var exact = true
+    public var seed: UInt64 = 1
+    /// Worker threads for signatures; 0 means all cores.
+    public var threads = 0
+    /// Shingle hashing and permutations: "datasketch" (signatures equal datasketch's) or "fast".
+    public var hashScheme = MinHasher.Scheme.datasketch
+
+    public init() {}
+
+    public var lsh: LSHParameters {
+        if bands > 0 && rows > 0 { return LSHParameters(bands: bands, rows: rows) }
+        return LSHParameters.optimal(threshold: threshold, numPerm: numPerm)
+    }
+}
+
+/// Counts of one dedup run.
+public struct DedupReport: Sendable, Equatable {
+    public var documentsIn = 0
+    public var documentsOut = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var exactDuplicates = 0
+    public var nearDuplicates = 0
+    public var clusters = 0
+    public var candidatePairs = 0
+    public var rejectedByVerification = 0
+    public var lsh = LSHParameters(bands: 0, rows: 0)
+}
+
+/// The per-document facts the LSH step needs.
+struct DocumentKeys {
+    var exact: (UInt64, UInt64)
+    /// (bands) band keys; empty when the text has no tokens.
+    var bandKeys: [UInt64]
+    var shingles: [UInt64]?
+}
+
+public struct Deduplicator: Sendable {
+    public let config: DedupConfig
+    public let lsh: LSHParameters
+    let hasher: MinHasher
+
+    public init(config: DedupConfig) throws(DatasetError) {
+        guard config.threshold > 0 && config.threshold <= 1 else { throw .usage("--threshold must be in (0, 1]") }
+        guard config.numPerm > 0 && config.ngram > 0 else { throw .usage("--num-perm and --ngram must be positive") }
+        self.config = config
+        lsh = config.lsh
+        guard lsh.bands * lsh.rows <= config.numPerm else {
+            throw .usage("bands x rows (\(lsh.bands) x \(lsh.rows)) exceeds --num-perm \(config.numPerm)")
+        }
+        hasher = MinHasher(numPerm: config.numPerm, ngram: config.ngram, seed: config.seed, scheme: config.hashScheme)
+    }
+
+    /// A 128-bit hash of the normalised text for exact dedup. The normal form is the token sequence of the
+    /// shingles (lower-cased words and single CJK characters; punctuation, case and spacing ignored), so the
+    /// hash comes from token hashes already computed; a text without tokens hashes its raw bytes.
+    static func exactHash(tokens: [UInt64], text: String) -> (UInt64, UInt64) {
+        var h1: UInt64 = 0xcbf2_9ce4_8422_2325
+        var h2: UInt64 = UInt64(tokens.count)
+        if tokens.isEmpty {
+            for c in text.utf8 { h1 = (h1 ^ UInt64(c)) &* 0x100_0000_01b3 }
+            return (h1, h2)
+        }
+        for (k, t) in tokens.enumerated() {
+            h1 = MinHasher.mix(h1 ^ t)
+            h2 = h2 &+ MinHasher.mix(t &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
+        }
+        return (h1, h2)
+    }
+
+    func keys(for text: String, tokens: inout [UInt64], shingles: inout [UInt64], hashes32: inout [UInt32],
+              signature: inout [UInt32]) -> DocumentKeys {
+        let exact: (UInt64, UInt64)
+        switch hasher.scheme {
+        case .fast:
+            MinHasher.tokenHashes(text, into: &tokens)
+            exact = Self.exactHash(tokens: tokens, text: text)
+            hasher.shingles(tokens: tokens, into: &shingles)
+            guard !shingles.isEmpty else { return DocumentKeys(exact: exact, bandKeys: [], shingles: config.verify ? [] : nil) }
+            hasher.signature(shingles: shingles, into: &signature)
+        case .datasketch:
+            hasher.datasketchHashes(text, tokens: &tokens, into: &hashes32)
+            exact = Self.exactHash(tokens: tokens, text: text)
+            guard !hashes32.isEmpty else { return DocumentKeys(exact: exact, bandKeys: [], shingles: config.verify ? [] : nil) }
+            hasher.signature32(hashes: hashes32, into: &signature)
+            if config.verify {
+                shingles.removeAll(keepingCapacity: true)
+                for h in hashes32 { shingles.append(UInt64(h)) }
+            }
+        }
+        var bandKeys = [UInt64](repeating: 0, count: lsh.bands)
+        for band in 0..<lsh.bands {
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(band + 1)
+            for r in 0..<lsh.rows { h = MinHasher.mix(h ^ UInt64(signature[band * lsh.rows + r])) }
+            bandKeys[band] = h
+        }
+        var set: [UInt64]? = nil
+        if config.verify {
+            shingles.sort()
+            var unique: [UInt64] = []
+            unique.reserveCapacity(shingles.count)
+            for x in shingles where unique.last != x { unique.append(x) }
+            set = unique
+        }
+        return DocumentKeys(exact: exact, bandKeys: bandKeys, shingles: set)
+    }
+
+    /// Band keys of a batch of texts, on all cores.
+    func keys(for texts: [String]) -> [DocumentKeys] {
+        let threads = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
+        let chunks = max(1, min(threads, texts.count / 64 + 1))
+        let results = UnsafeMutableBufferPointer<DocumentKeys>.allocate(capacity: texts.count)
+        defer { results.deallocate() }
+        let box = UncheckedSendable(results)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            var tokens: [UInt64] = [], shingles: [UInt64] = [], hashes32: [UInt32] = [], signature: [UInt32] = []
+            let lo = texts.count * c / chunks, hi = texts.count * (c + 1) / chunks
+            for k in lo..<hi {
+                (box.value.baseAddress! + k).initialize(to: keys(for: texts[k], tokens: &tokens, shingles: &shingles, hashes32: &hashes32, signature: &signature))
+            }
+        }
+        let array = Array(results)
+        _ = results.baseAddress!.deinitialize(count: texts.count)
+        return array
+    }
+
+    // MARK: Clustering
+
+    /// The result of clustering: for each document its cluster root (the first document of its cluster).
+    public struct Clustering: Sendable {
+        public var roots: [Int]
+        /// LSH candidate pairs (i < j) that were joined.
+        public var pairs: [(Int, Int)]
+        public var exactDuplicates: Int
+        public var candidatePairs: Int
+        public var rejected: Int
+    }
+
+    func cluster(_ keys: [DocumentKeys]) -> Clustering {
+        let n = keys.count
+        var uf = UnionFind(count: n)
+        var exactDuplicates = 0
+        var pairs: [(Int, Int)] = []
+        var isExactDuplicate = [Bool](repeating: false, count: n)
+        if config.exact {
+            var first: [UInt64: [(UInt64, Int)]] = [:]
+            for k in 0..<n {
+                let (h1, h2) = keys[k].exact
+                if let match = first[h1]?.first(where: { $0.0 == h2 }) {
+                    uf.union(match.1, k)
+                    exactDuplicates += 1
+                    isExactDuplicate[k] = true
+                    pairs.append((match.1, k))
+                } else {
+                    first[h1, default: []].append((h2, k))
+                }
+            }
+        }
+        var candidates = 0
+        var rejected = 0
+        var entries: [(UInt64, Int32)] = []
+        entries.reserveCapacity(n)
+        for band in 0..<lsh.bands {
+            entries.removeAll(keepingCapacity: true)
+            for k in 0..<n where !isExactDuplicate[k] && !keys[k].bandKeys.isEmpty {
+                entries.append((keys[k].bandKeys[band], Int32(k)))
+            }
+            entries.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+            var s = 0
+            while s < entries.count {
+                var e = s + 1
+                while e < entries.count && entries[e].0 == entries[s].0 { e += 1 }
+                if e - s > 1 {
+                    for j in (s + 1)..<e {
+                        let y = Int(entries[j].1)
+                        // Pair each member with the earliest member it matches (at most 8 tries when verifying).
+                        var joined = false
+                        for i in s..<min(j, s + (config.verify ? 8 : 1)) {
+                            let x = Int(entries[i].1)
+                            if uf.find(x) == uf.find(y) { joined = true; break }
+                            candidates += 1
+                            if let sx = keys[x].shingles, let sy = keys[y].shingles,
+                               MinHasher.jaccard(sx, sy) < config.threshold {
+                                rejected += 1
+                                continue
+                            }
+                            uf.union(x, y)
+                            pairs.append((x, y))
+                            joined = true
+                            break
+                        }
+                        _ = joined
+                    }
+                }
+                s = e
+            }
+        }
+        let roots = (0..<n).map { uf.find($0) }
+        return Clustering(roots: roots, pairs: pairs, exactDuplicates: exactDuplicates, candidatePairs: candidates, rejected: rejected)
+    }
+
+    /// Clusters texts held in memory (for tests and small inputs).
+    public func cluster(texts: [String]) -> Clustering {
+        cluster(keys(for: texts))
+    }
+
+    // MARK: Files
+
+    /// Deduplicates JSON Lines files into `output`; writes `{"id", "cluster"}` lines for every document in a
+    /// cluster of two or more to `clustersPath`.
+    public func run(inputs: [String], output: String, clustersPath: String?, strict: Bool = false,
+                    bad: inout BadInputLog) throws(DatasetError) -> DedupReport {
+        if inputs.contains("-") { throw .usage("dedup reads its input twice; give a file, not standard input") }
+        var report = DedupReport()
+        report.lsh = lsh
+        // Pass 1: keys.
+        let reader = DocumentReader(paths: inputs, strict: strict)
+        var keys: [DocumentKeys] = []
+        var ids: [String] = []
+        var recordLines: [Int] = []
+        var batch: [String] = []
+        batch.reserveCapacity(4096)
+        while let doc = try reader.next() {
+            ids.append(doc.id)
+            recordLines.append(reader.lastRecordLine)
+            batch.append(doc.text)
+            if batch.count == 4096 {
+                keys.append(contentsOf: self.keys(for: batch))
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        keys.append(contentsOf: self.keys(for: batch))
+        bad.merge(reader.bad)
+        report.documentsIn = ids.count
+        report.bytesIn = reader.bytesRead
+        let clustering = cluster(keys)
+        keys = []
+        report.exactDuplicates = clustering.exactDuplicates
+        report.candidatePairs = clustering.candidatePairs
+        report.rejectedByVerification = clustering.rejected
+        let roots = clustering.roots
+        var size = [Int32](repeating: 0, count: roots.count)
+        for r in roots { size[r] += 1 }
+        report.clusters = size.reduce(0) { $0 + ($1 > 1 ? 1 : 0) }
+        report.nearDuplicates = roots.enumerated().filter { $0.offset != $0.element }.count - clustering.exactDuplicates
+        // Pass 2: copy the input lines of the first document of each cluster, unparsed.
+        var keptLines: [Int] = []
+        for k in roots.indices where roots[k] == k { keptLines.append(recordLines[k]) }
+        let writer = try AtomicWriter(path: output)
+        var globalLine = 0
+        var next = 0
+        var documentsOut = 0
+        files: for path in inputs {
+            guard next < keptLines.count else { break }
+            let raw = try ByteReader(path: path)
+            while next < keptLines.count {
+                let line: ArraySlice<UInt8>?
+                do { line = try raw.nextLine() } catch { if strict { throw error }; break }
+                guard let line else { continue files }
+                globalLine += 1
+                if globalLine == keptLines[next] {
+                    try writer.write(line)
+                    try writer.write(CollectionOfOne(0x0A))
+                    next += 1
+                    documentsOut += 1
+                }
+            }
+        }
+        try writer.finish()
+        report.documentsOut = documentsOut
+        report.bytesOut = writer.bytesWritten
+        if let clustersPath {
+            let out = try AtomicWriter(path: clustersPath)
+            var clusterNumber = [Int32](repeating: -1, count: roots.count)
+            var next: Int32 = 0
+            var line: [UInt8] = []
+            for k in 0..<roots.count where size[roots[k]] > 1 {
+                if clusterNumber[roots[k]] < 0 { clusterNumber[roots[k]] = next; next += 1 }
+                line.removeAll(keepingCapacity: true)
+                line.append(contentsOf: #"{"id": "#.utf8)
+                JSONWriter.appendQuoted(ids[k], to: &line)
+                line.append(contentsOf: ", \"cluster\": \(clusterNumber[roots[k]])}\n".utf8)
+                try out.write(line)
+            }
+            try out.finish()
+        }
+        return report
+    }
+}
+
+/// Wraps a value for sending into concurrent work that touches disjoint parts of it.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,251 @@
+// `intern data run`: format → clean → dedup → safety → quality from one JSON config. Streaming stages
+// before the dedup barrier run in one pass (format and clean together), dedup reads that output twice, and
+// the stages after it run in a second pass. Intermediate files live in a work folder with a `.done` marker
+// per phase, so an interrupted run can resume; the final output is renamed into place atomically.
+import Foundation
+
+/// A pipeline configuration file.
+public struct PipelineConfig: Codable, Sendable {
+    /// Input files of any format the format stage reads; `--input` overrides.
+    public var inputs: [String] = []
+    public var output = ""
+    /// Stage names in order; `format` must come first, `dedup` at most once.
+    public var stages = ["format", "clean", "dedup", "safety", "quality"]
+    public var textField = "text"
+    public var clean = CleanConfig()
+    public var dedup = DedupConfig()
+    public var safety = SafetyConfig()
+    public var quality = QualityConfig()
+    /// Where to write the JSON report (default: output + ".report.json").
+    public var report = ""
+    /// Removed documents sampled per stage into the report.
+    public var samplesPerStage = 6
+
+    public init() {}
+
+    public static func load(path: String) throws(DatasetError) -> PipelineConfig {
+        let object = try ConfigLoader.readObject(path: path)
+        var config = PipelineConfig()
+        for (key, value) in object {
+            switch key {
+            case "inputs": config.inputs = (value as? [String]) ?? []
+            case "output": config.output = (value as? String) ?? ""
+            case "stages":
+                guard let s = value as? [String] else { throw .config(file: path, key: key, message: "expected a list of stage names") }
+                config.stages = s
+            case "text_field": config.textField = (value as? String) ?? "text"
+            case "report": config.report = (value as? String) ?? ""
+            case "samples_per_stage": config.samplesPerStage = (value as? Int) ?? 6
+            case "clean", "dedup", "safety", "quality":
+                guard let o = value as? [String: Any] else { throw .config(file: path, key: key, message: "expected an object") }
+                switch key {
+                case "clean": config.clean = try ConfigLoader.decode(CleanConfig.self, defaults: CleanConfig(), object: o, file: path, path: "clean.")
+                case "dedup": config.dedup = try ConfigLoader.decode(DedupConfig.self, defaults: DedupConfig(), object: o, file: path, path: "dedup.")
+                case "safety": config.safety = try ConfigLoader.decode(SafetyConfig.self, defaults: SafetyConfig(), object: o, file: path, path: "safety.")
+                default: config.quality = try ConfigLoader.decode(QualityConfig.self, defaults: QualityConfig(), object: o, file: path, path: "quality.")
+                }
+            default:
+                throw .config(file: path, key: key, message: "unknown key (known: inputs, output, stages, text_field, report, samples_per_stage, clean, dedup, safety, quality)")
+            }
+        }
+        let known: Set<String> = ["format", "normalize", "clean", "dedup", "safety", "quality"]
+        for s in config.stages where !known.contains(s) { throw .config(file: path, key: "stages", message: "unknown stage '\(s)'") }
+        if config.stages.first != "format" { throw .config(file: path, key: "stages", message: "the first stage must be 'format'") }
+        if config.stages.filter({ $0 == "dedup" }).count > 1 { throw .config(file: path, key: "stages", message: "dedup may appear once") }
+        // Relative paths in the config are relative to the config file.
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let base = URL(fileURLWithPath: absolute).deletingLastPathComponent()
+        func resolve(_ p: String) -> String { p.isEmpty || p.hasPrefix("/") ? p : base.appendingPathComponent(p).standardizedFileURL.path }
+        config.inputs = config.inputs.map(resolve)
+        config.output = resolve(config.output)
+        config.report = resolve(config.report)
+        config.safety.wordListFiles = config.safety.wordListFiles.map(resolve)
+        config.safety.domainBlocklistFiles = config.safety.domainBlocklistFiles.map(resolve)
+        config.quality.model = resolve(config.quality.model)
+        return config
+    }
+}
+
+/// The report of one pipeline run.
+public struct PipelineReport: Codable, Sendable {
+    public var stages: [StageStats] = []
+    public var badInputCount = 0
+    public var badInputExamples: [String] = []
+    public var seconds = 0.0
+    public var inputBytes = 0
+    public var megabytesPerSecond = 0.0
+    public var shard = "0/1"
+}
+
+public struct Pipeline {
+    public var config: PipelineConfig
+    public var strict = false
+    public var shard = Shard.all
+    public var threads = 0
+    /// Keeps intermediate files here (default: a folder next to the output, removed at the end).
+    public var workDirectory: String?
+    /// Skip phases whose output is already complete in the work folder.
+    public var resume = false
+    /// Called with the number of documents read so far (for a progress line).
+    public var progress: ((Int) -> Void)?
+
+    public init(config: PipelineConfig) {
+        self.config = config
+    }
+
+    func filter(named name: String) throws(DatasetError) -> any DocumentFilter {
+        switch name {
+        case "normalize": return NormalizeFilter()
+        case "clean": return Cleaner(config: config.clean)
+        case "safety": return try SafetyFilter(config: config.safety)
+        case "quality": return try QualityFilter(config: config.quality)
+        default: throw .usage("'\(name)' is not a streaming stage")
+        }
+    }
+
+    /// Runs every stage; returns the report (also written to `config.report`).
+    public func run() throws(DatasetError) -> PipelineReport {
+        guard !config.inputs.isEmpty else { throw .usage("no inputs: give --input or 'inputs' in the config") }
+        guard !config.output.isEmpty else { throw .usage("no output: give --output or 'output' in the config") }
+        let start = Date()
+        let work = workDirectory ?? (config.output + ".work")
+        do { try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true) } catch {
+            throw .io(file: work, message: "cannot create the work folder")
+        }
+        let stageNames = Array(config.stages.dropFirst())
+        let dedupIndex = stageNames.firstIndex(of: "dedup")
+        let before = Array(stageNames[..<(dedupIndex ?? stageNames.count)])
+        let after = dedupIndex.map { Array(stageNames[($0 + 1)...]) } ?? []
+        var report = PipelineReport()
+        report.shard = shard.description
+        var bad = BadInputLog()
+
+        // Phase 1: format + streaming stages before dedup.
+        let phase1 = dedupIndex == nil ? config.output : work + "/phase1.jsonl"
+        let phase1Report = work + "/phase1.report.json"
+        if resume, dedupIndex != nil, let saved = try? JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: URL(fileURLWithPath: phase1Report))),
+           FileManager.default.fileExists(atPath: phase1) {
+            report = saved
+        } else {
+            var formatter = DocumentFormatter(options: {
+                var o = FormatOptions()
+                o.textField = config.textField
+                o.strict = strict
+                return o
+            }())
+            var formatStats = StageStats(stage: "format")
+            // One input file's documents at a time (the formatter pushes them); popped from `head`.
+            var buffer: [Document] = []
+            var head = 0
+            var inputIndex = 0
+            var fileIndex = 0
+            var bytesOut = 0
+            let inputs = config.inputs
+            // Pull documents from the formatter file by file.
+            let next: () throws(DatasetError) -> Document? = {
+                while head >= buffer.count {
+                    buffer.removeAll(keepingCapacity: true)
+                    head = 0
+                    guard fileIndex < inputs.count else { return nil }
+                    try formatter.read(path: inputs[fileIndex]) { (d: Document) throws(DatasetError) in
+                        defer { inputIndex += 1 }
+                        formatStats.documentsIn += 1
+                        if self.shard.contains(inputIndex) { buffer.append(d) }
+                    }
+                    fileIndex += 1
+                }
+                let d = buffer[head]
+                head += 1
+                formatStats.documentsOut += 1
+                bytesOut += d.text.utf8.count
+                if formatStats.documentsOut % 1000 == 0 { progress?(formatStats.documentsOut) }
+                return d
+            }
+            let filters = try before.map { (name: String) throws(DatasetError) -> any DocumentFilter in try filter(named: name) }
+            var runner = StageRunner(filters: filters, threads: threads)
+            runner.samplesPerStage = config.samplesPerStage
+            let writer = try DocumentWriter(path: phase1)
+            let stats = try runner.run(next: next, write: writer.write)
+            try writer.finish()
+            bad.merge(formatter.bad)
+            formatStats.bytesIn = formatter.bytesIn
+            formatStats.bytesOut = bytesOut
+            if formatter.recordsSkipped > 0 { formatStats.counts["warc:skipped_non_html_or_non_200"] = formatter.recordsSkipped }
+            report.stages = [formatStats] + stats
+            report.inputBytes = formatter.bytesIn
+            report.badInputCount = bad.count
+            report.badInputExamples = bad.examples
+            if dedupIndex != nil, let data = try? JSONEncoder().encode(report) {
+                FileManager.default.createFile(atPath: phase1Report, contents: data)
+            }
+        }
+
+        // Phase 2: dedup, then the streaming stages after it.
+        if dedupIndex != nil {
+            let deduped = after.isEmpty ? config.output : work + "/phase2.jsonl"
+            let dedupStart = Date()
+            var dedupConfig = config.dedup
+            dedupConfig.threads = threads
+            let dedup = try Deduplicator(config: dedupConfig)
+            var dedupBad = BadInputLog()
+            let r = try dedup.run(inputs: [phase1], output: deduped, clustersPath: work + "/clusters.jsonl", strict: strict, bad: &dedupBad)
+            var s = StageStats(stage: "dedup")
+            s.documentsIn = r.documentsIn
+            s.documentsOut = r.documentsOut
+            s.bytesIn = textBytes(phase1)
+            s.bytesOut = after.isEmpty ? textBytes(deduped) : textBytes(deduped)
+            if r.exactDuplicates > 0 { s.removed["exact_duplicate"] = r.exactDuplicates }
+            if r.nearDuplicates > 0 { s.removed["near_duplicate"] = r.nearDuplicates }
+            s.counts["clusters"] = r.clusters
+            s.counts["bands"] = r.lsh.bands
+            s.counts["rows"] = r.lsh.rows
+            s.seconds = Date().timeIntervalSince(dedupStart)
+            report.stages.append(s)
+            if !after.isEmpty {
+                let filters = try after.map { (name: String) throws(DatasetError) -> any DocumentFilter in try filter(named: name) }
+                var runner = StageRunner(filters: filters, threads: threads)
+                runner.samplesPerStage = config.samplesPerStage
+                let reader = DocumentReader(paths: [deduped], strict: strict)
+                let writer = try DocumentWriter(path: config.output)
+                let stats = try runner.run(next: reader.next, write: writer.write)
+                try writer.finish()
+                report.stages += stats
+            }
+            if workDirectory == nil { try? FileManager.default.removeItem(atPath: work) }
+        } else if workDirectory == nil {
+            try? FileManager.default.removeItem(atPath: work)
+        }
+        report.seconds = Date().timeIntervalSince(start)
+        report.megabytesPerSecond = Double(report.inputBytes) / 1e6 / max(report.seconds, 1e-9)
+        let reportPath = config.report.isEmpty ? config.output + ".report.json" : config.report
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        if let data = try? encoder.encode(report) {
+            let w = try AtomicWriter(path: reportPath)
+            try w.write(Array(data) + [0x0A])
+            try w.finish()
+        }
+        return report
+    }
+
+    /// The total text bytes of a JSON Lines file's documents.
+    func textBytes(_ path: String) -> Int {
+        let r = DocumentReader(paths: [path])
+        var n = 0
+        while let d = try? r.next() { n += d.text.utf8.count }
+        return n
+    }
+}
+
+extension PipelineReport {
+    /// A short Markdown table of the stages.
+    public var markdown: String {
+        var out = "| stage | docs in | docs out | MB in | MB out | removed (by rule) |\n|---|---:|---:|---:|---:|---|\n"
+        for s in stages {
+            let removed = s.removed.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            out += "| \(s.stage) | \(s.documentsIn) | \(s.documentsOut) | \(String(format: "%.2f", Double(s.bytesIn) / 1e6)) | \(String(format: "%.2f", Double(s.bytesOut) / 1e6)) | \(removed) |\n"
+        }
+        return out
+    }
+}

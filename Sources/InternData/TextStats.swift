@@ -1,0 +1,259 @@
+// One pass over a document's UTF-8 that gathers what the heuristic rules read: lines, words (whitespace
+// split for alphabetic scripts; one token per Han character for Chinese, since Chinese has no spaces), word
+// hashes for the n-gram repetition rules, and character classes.
+
+/// Statistics of one document's text that the cleaning rules read.
+struct TextStats {
+    struct Line {
+        var chars: Int
+        var words: Int
+        var endsWithPunctuation: Bool
+        var isBullet: Bool
+        var endsWithEllipsis: Bool
+        var hash: UInt64
+        var isEmpty: Bool { chars == 0 }
+    }
+
+    var chinese: Bool
+    var lines: [Line] = []
+    var paragraphs: [(hash: UInt64, chars: Int)] = []
+    /// Per word (token): a hash of its lower-cased core, and its length in characters.
+    var wordHashes: [UInt64] = []
+    var wordLengths: [Int32] = []
+    var words = 0
+    var alphaWords = 0
+    var symbolTokens = 0     // "#" words and ellipses (Gopher's symbol-to-word ratio)
+    var stopWordHits = 0
+    var hanChars = 0
+    var chars = 0
+    var nonPrintable = 0
+    var wordChars = 0        // sum of word core lengths
+
+    static let latinPunctuationEnd: Set<UInt32> = [0x2E, 0x21, 0x3F, 0x22, 0x27, 0x2019, 0x201D, 0x3A, 0x29]
+    static let chinesePunctuationEnd: Set<UInt32> = [
+        0x3002, 0xFF01, 0xFF1F, 0xFF1B, 0x2026, 0x201D, 0x300D, 0x300F, 0xFF09, 0x2E, 0x21, 0x3F, 0xFF1A, 0x22,
+    ]
+    static let bulletStarts: Set<UInt32> = [0x2022, 0x2023, 0x25AA, 0x25CF, 0x00B7, 0x2043, 0x25E6, 0x2013, 0x2D, 0x2A, 0x3E]
+
+    /// Gathers the statistics of `text`; `stopWords` holds the FNV hashes of the language's stop words.
+    init(_ text: String, chinese: Bool, stopWords: Set<UInt64>) {
+        self.chinese = chinese
+        var text = text
+        text.withUTF8 { u in self.scan(u, stopWords: stopWords) }
+    }
+
+    static let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
+    static let fnvPrime: UInt64 = 0x100_0000_01b3
+
+    @inline(__always) static func isASCIIAlnum(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+    }
+
+    /// FNV-1a of a word's bytes, ASCII lower-cased.
+    static func wordHash(_ s: String) -> UInt64 {
+        var h = fnvOffset
+        for c in s.utf8 { h = (h ^ UInt64((c >= 0x41 && c <= 0x5A) ? c | 0x20 : c)) &* fnvPrime }
+        return h
+    }
+
+    mutating func scan(_ u: UnsafeBufferPointer<UInt8>, stopWords: Set<UInt64>) {
+        var i = 0
+        let n = u.count
+        // Current line state.
+        var lineChars = 0, lineWords = 0
+        var lineHash = Self.fnvOffset
+        var firstScalar: UInt32 = 0
+        var lastScalars: (UInt32, UInt32, UInt32) = (0, 0, 0)  // the last three non-space scalars
+        var paraHash = Self.fnvOffset
+        var paraChars = 0
+        // Current word state.
+        var wordHash = Self.fnvOffset
+        var wordLen = 0
+        var wordHasAlpha = false
+        var inWord = false
+        var pendingPunct = 0   // trailing punctuation inside a whitespace token (not part of the core)
+        var tokenAllDots = true
+
+        func endWord() {
+            if inWord {
+                if wordLen > 0 {
+                    words += 1
+                    if wordHasAlpha { alphaWords += 1 }
+                    wordHashes.append(wordHash)
+                    wordLengths.append(Int32(wordLen))
+                    wordChars += wordLen
+                    if stopWords.contains(wordHash) { stopWordHits += 1 }
+                    lineWords += 1
+                } else if tokenAllDots && pendingPunct >= 3 {
+                    symbolTokens += 1
+                }
+            }
+            inWord = false
+            wordHash = Self.fnvOffset
+            wordLen = 0
+            wordHasAlpha = false
+            pendingPunct = 0
+            tokenAllDots = true
+        }
+
+        func endLine() {
+            endWord()
+            let trimmedEnd = lastScalars.2
+            let isEllipsis = trimmedEnd == 0x2026 || (lastScalars.0 == 0x2E && lastScalars.1 == 0x2E && lastScalars.2 == 0x2E)
+            let punct = chinese ? Self.chinesePunctuationEnd.contains(trimmedEnd) : Self.latinPunctuationEnd.contains(trimmedEnd)
+            if lineChars > 0 {
+                lines.append(Line(chars: lineChars, words: lineWords, endsWithPunctuation: punct,
+                                  isBullet: Self.bulletStarts.contains(firstScalar), endsWithEllipsis: isEllipsis, hash: lineHash))
+                paraHash = (paraHash ^ lineHash) &* Self.fnvPrime
+                paraChars += lineChars
+            } else if paraChars > 0 {
+                paragraphs.append((paraHash, paraChars))
+                paraHash = Self.fnvOffset
+                paraChars = 0
+            }
+            lineChars = 0
+            lineWords = 0
+            lineHash = Self.fnvOffset
+            firstScalar = 0
+            lastScalars = (0, 0, 0)
+        }
+
+        while i < n {
+            let c = u[i]
+            // Decode one scalar.
+            var v = UInt32(c)
+            var len = 1
+            if c >= 0x80 {
+                if c >= 0xF0, i + 3 < n { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
+                else if c >= 0xE0, i + 2 < n { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
+                else if c >= 0xC0, i + 1 < n { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+            }
+            i += len
+            if v == 0x0A { endLine(); continue }
+            chars += 1
+            let isSpace = v == 0x20 || v == 0x09 || v == 0x0D || v == 0xA0 || v == 0x3000 || v == 0x0B || v == 0x0C
+            if (v < 0x20 && v != 0x09 && v != 0x0D) || v == 0xFFFD || (v >= 0x7F && v < 0xA0) { nonPrintable += 1 }
+            if isSpace {
+                endWord()
+                if lineChars > 0 { lineChars += 1 }
+                continue
+            }
+            if lineChars == 0 { firstScalar = v }
+            lineChars += 1
+            lineHash = (lineHash ^ UInt64(v)) &* Self.fnvPrime
+            lastScalars = (lastScalars.1, lastScalars.2, v)
+            let han = LanguageTagger.isHan(v)
+            if han { hanChars += 1 }
+            if chinese {
+                if han {
+                    endWord()
+                    inWord = true
+                    wordHash = (Self.fnvOffset ^ UInt64(v)) &* Self.fnvPrime
+                    wordLen = 1
+                    wordHasAlpha = true
+                    endWord()
+                    continue
+                }
+                let alnum = v < 0x80 ? Self.isASCIIAlnum(UInt8(v)) : (v < 0x3000 || v >= 0xFF10 && v <= 0xFF5A)
+                if alnum {
+                    inWord = true
+                    let lower = (v >= 0x41 && v <= 0x5A) ? v | 0x20 : v
+                    wordHash = (wordHash ^ UInt64(lower)) &* Self.fnvPrime
+                    wordLen += 1
+                    if v >= 0x41 { wordHasAlpha = true }
+                } else {
+                    endWord()
+                    if v == 0x2026 { symbolTokens += 1 }
+                    if v == 0x23 { symbolTokens += 1 }
+                }
+                continue
+            }
+            // Alphabetic scripts: a word is a whitespace-separated token; its core drops ASCII punctuation.
+            inWord = true
+            let isPunct = v < 0x80 && !Self.isASCIIAlnum(UInt8(v))
+            if v != 0x2E { tokenAllDots = false }
+            if v == 0x23 && wordLen == 0 { symbolTokens += 1 }
+            if v == 0x2026 { symbolTokens += 1 }
+            if isPunct || v == 0x2026 || (v >= 0x2010 && v <= 0x206F) {
+                if wordLen > 0 { pendingPunct += 1 } else { pendingPunct += 1 }
+                continue
+            }
+            pendingPunct = 0
+            let lower = (v >= 0x41 && v <= 0x5A) ? v | 0x20 : v
+            wordHash = (wordHash ^ UInt64(lower)) &* Self.fnvPrime
+            if v > 0x7F { wordHash = (wordHash ^ UInt64(v >> 8)) &* Self.fnvPrime }
+            wordLen += 1
+            if v >= 0x41 { wordHasAlpha = true }
+        }
+        endLine()
+        if paraChars > 0 { paragraphs.append((paraHash, paraChars)) }
+    }
+
+    // MARK: Derived measures
+
+    /// Fraction of non-empty lines that repeat an earlier line, and the fraction of characters in them.
+    func duplicateLines() -> (fraction: Double, charFraction: Double) {
+        var seen = Set<UInt64>(minimumCapacity: lines.count)
+        var dup = 0, dupChars = 0, total = 0, totalChars = 0
+        for line in lines where !line.isEmpty {
+            total += 1
+            totalChars += line.chars
+            if !seen.insert(line.hash).inserted { dup += 1; dupChars += line.chars }
+        }
+        guard total > 0 else { return (0, 0) }
+        return (Double(dup) / Double(total), Double(dupChars) / Double(max(1, totalChars)))
+    }
+
+    func duplicateParagraphs() -> (fraction: Double, charFraction: Double) {
+        var seen = Set<UInt64>(minimumCapacity: paragraphs.count)
+        var dup = 0, dupChars = 0, totalChars = 0
+        for p in paragraphs {
+            totalChars += p.chars
+            if !seen.insert(p.hash).inserted { dup += 1; dupChars += p.chars }
+        }
+        guard !paragraphs.isEmpty else { return (0, 0) }
+        return (Double(dup) / Double(paragraphs.count), Double(dupChars) / Double(max(1, totalChars)))
+    }
+
+    @inline(__always) func ngramHash(_ start: Int, _ n: Int) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(n)
+        for k in start..<(start + n) { h = (h ^ wordHashes[k]) &* 0xBF58_476D_1CE4_E5B9; h ^= h >> 31 }
+        return h
+    }
+
+    /// Gopher: the characters of the most frequent n-gram's occurrences over all word characters.
+    func topNgramCharFraction(_ n: Int) -> Double {
+        guard wordHashes.count >= n, wordChars > 0 else { return 0 }
+        var counts: [UInt64: (count: Int32, chars: Int32)] = [:]
+        counts.reserveCapacity(wordHashes.count)
+        var best: (count: Int32, chars: Int32) = (0, 0)
+        for s in 0...(wordHashes.count - n) {
+            let h = ngramHash(s, n)
+            var e = counts[h] ?? (0, 0)
+            if e.count == 0 { var c: Int32 = 0; for k in s..<(s + n) { c += wordLengths[k] }; e.chars = c }
+            e.count += 1
+            counts[h] = e
+            if e.count > best.count || (e.count == best.count && e.chars > best.chars) { best = e }
+        }
+        guard best.count > 1 else { return 0 }
+        return Double(Int(best.count) * Int(best.chars)) / Double(wordChars)
+    }
+
+    /// Gopher: the fraction of word characters inside n-grams that occur more than once.
+    func duplicateNgramCharFraction(_ n: Int) -> Double {
+        guard wordHashes.count >= n, wordChars > 0 else { return 0 }
+        var seen = Set<UInt64>(minimumCapacity: wordHashes.count)
+        var covered = [Bool](repeating: false, count: wordHashes.count)
+        var any = false
+        for s in 0...(wordHashes.count - n) {
+            if !seen.insert(ngramHash(s, n)).inserted {
+                any = true
+                for k in s..<(s + n) { covered[k] = true }
+            }
+        }
+        guard any else { return 0 }
+        var c = 0
+        for k in covered.indices where covered[k] { c += Int(wordLengths[k]) }
+        return Double(c) / Double(wordChars)
+    }
+}
