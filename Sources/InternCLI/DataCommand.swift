@@ -16,10 +16,10 @@ struct DataCommand: AsyncParsableCommand {
 
 /// Options every stage shares.
 struct DataIOOptions: ParsableArguments {
-    @Option(name: .long, parsing: .upToNextOption, help: "Input files (.jsonl, .jsonl.gz; format also takes .txt, .csv, .warc[.gz]).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Input files (.jsonl, .jsonl.gz, .jsonl.zst; format also takes .txt, .csv, .warc[.gz]).")
     var input: [String]
 
-    @Option(name: .long, help: "Output JSON Lines file (.jsonl or .jsonl.gz), written atomically.")
+    @Option(name: .long, help: "Output JSON Lines file (.jsonl, .jsonl.gz or .jsonl.zst), written atomically.")
     var output: String
 
     @Flag(help: "Stop at the first bad input record instead of counting and skipping it.")
