@@ -72,8 +72,14 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        .systemLibrary(
+            name: "CZstd",
+            path: "Sources/CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
         .target(name: "CMinHash"),
-        .target(name: "InternData", dependencies: ["CZlib", "CMinHash"], swiftSettings: swiftSettings),
+        .target(name: "InternData", dependencies: ["CZlib", "CZstd", "CMinHash"], swiftSettings: swiftSettings),
         .testTarget(name: "InternDataTests", dependencies: ["InternData"], swiftSettings: swiftSettings),
     ]
 )

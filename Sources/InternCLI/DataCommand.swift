@@ -16,10 +16,10 @@ struct DataCommand: AsyncParsableCommand {
 
 /// Options every stage shares.
 struct DataIOOptions: ParsableArguments {
-    @Option(name: .long, parsing: .upToNextOption, help: "Input files (.jsonl, .jsonl.gz; format also takes .txt, .csv, .warc[.gz]).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Input files (.jsonl, .jsonl.gz, .jsonl.zst; format also takes .txt, .csv, .warc[.gz]).")
     var input: [String]
 
-    @Option(name: .long, help: "Output JSON Lines file (.jsonl or .jsonl.gz), written atomically.")
+    @Option(name: .long, help: "Output JSON Lines file (.jsonl, .jsonl.gz or .jsonl.zst), written atomically.")
     var output: String
 
     @Flag(help: "Stop at the first bad input record instead of counting and skipping it.")
@@ -182,6 +182,11 @@ struct DataDedupCommand: AsyncParsableCommand {
             threshold (as datasketch does). With --clusters, writes {"id": ..., "cluster": N} for every
             document in a cluster of two or more.
             Example: intern data dedup --input in.jsonl.gz --output out.jsonl --threshold 0.8 --clusters clusters.jsonl
+
+            Two phases for N machines (each given the same --input list): phase 1 per shard,
+              intern data dedup --input IN... --shard K/N --keys-only --output keys-K.ikdk
+            then one merge over all key files, which writes the kept documents of IN:
+              intern data dedup --input IN... --merge keys-*.ikdk --output out.jsonl --clusters clusters.jsonl
             """
     )
 
@@ -220,8 +225,17 @@ struct DataDedupCommand: AsyncParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var threads = 0
 
+    @Flag(help: "Phase 1 of a sharded dedup: write this shard's keys to --output instead of documents.")
+    var keysOnly = false
+
+    @Option(parsing: .upToNextOption, help: "Phase 2 of a sharded dedup: the key files of all shards.")
+    var merge: [String] = []
+
     func run() async throws {
-        if io.shard != nil { throw ValidationError("dedup compares all documents with each other; run it without --shard") }
+        if io.shard != nil && !keysOnly {
+            throw ValidationError("dedup compares all documents with each other; --shard needs --keys-only (phase 1 of a sharded dedup)")
+        }
+        if keysOnly && !merge.isEmpty { throw ValidationError("--keys-only and --merge are two different phases") }
         guard (bands == nil) == (rows == nil) else { throw ValidationError("give --bands and --rows together") }
         var config = DedupConfig()
         config.threshold = threshold
@@ -238,7 +252,15 @@ struct DataDedupCommand: AsyncParsableCommand {
         let dedup = try Deduplicator(config: config)
         var bad = BadInputLog()
         let start = Date()
-        let report = try dedup.run(inputs: io.input, output: io.output, clustersPath: clusters, strict: io.strict, bad: &bad)
+        if keysOnly {
+            let n = try dedup.writeKeys(inputs: io.input, shard: try io.parsedShard(), path: io.output, strict: io.strict, bad: &bad)
+            FileHandle.standardError.write(Data("dedup keys: \(n) documents of shard \(try io.parsedShard()) written to \(io.output)\n".utf8))
+            DataReport.printBad(bad)
+            return
+        }
+        let report = merge.isEmpty
+            ? try dedup.run(inputs: io.input, output: io.output, clustersPath: clusters, strict: io.strict, bad: &bad)
+            : try dedup.merge(keyFiles: merge, inputs: io.input, output: io.output, clustersPath: clusters, strict: io.strict)
         let seconds = Date().timeIntervalSince(start)
         let mbps = Double(report.bytesIn) / 1e6 / max(seconds, 1e-9)
         let text = """

@@ -3,6 +3,7 @@
 // that is renamed over the destination only when the writer finishes, so a crash never leaves half a file.
 import Foundation
 import CZlib
+import CZstd
 
 #if canImport(Glibc)
 import Glibc
@@ -133,6 +134,64 @@ final class GzipByteSource: ByteSource {
     }
 }
 
+/// Decompresses zstd data (any number of frames) from another source.
+final class ZstdByteSource: ByteSource {
+    private let inner: FileByteSource
+    private let stream: OpaquePointer
+    private var input: [UInt8] = []
+    private var inputStart = 0
+    private var innerEOF = false
+    private var frameOpen = false
+    private let scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 1 << 20)
+
+    init(_ inner: FileByteSource) throws(DatasetError) {
+        self.inner = inner
+        guard let s = ZSTD_createDStream() else { throw .io(file: inner.path, message: "zstd: cannot create a decompression stream") }
+        stream = s
+        ZSTD_initDStream(stream)
+    }
+
+    deinit {
+        ZSTD_freeDStream(stream)
+        scratch.deallocate()
+    }
+
+    func read(into buffer: inout [UInt8], limit: Int) throws(DatasetError) -> Int {
+        while true {
+            if inputStart >= input.count && !innerEOF {
+                input.removeAll(keepingCapacity: true)
+                inputStart = 0
+                if try inner.read(into: &input, limit: 1 << 20) == 0 { innerEOF = true }
+            }
+            if inputStart >= input.count && innerEOF {
+                if frameOpen {
+                    throw .corrupt(file: inner.path, offset: inner.offset, message: "zstd data ends early (truncated file)")
+                }
+                return 0
+            }
+            let cap = min(limit, scratch.count)
+            var rc = 0
+            var consumed = 0
+            var produced = 0
+            input.withUnsafeBufferPointer { inBuf in
+                var src = ZSTD_inBuffer(src: inBuf.baseAddress! + inputStart, size: inBuf.count - inputStart, pos: 0)
+                var dst = ZSTD_outBuffer(dst: scratch.baseAddress!, size: cap, pos: 0)
+                rc = ZSTD_decompressStream(stream, &dst, &src)
+                consumed = src.pos
+                produced = dst.pos
+            }
+            if ZSTD_isError(rc) != 0 {
+                throw .corrupt(file: inner.path, offset: inner.offset - (input.count - inputStart),
+                               message: "zstd data is damaged (\(String(cString: ZSTD_getErrorName(rc))))")
+            }
+            inputStart += consumed
+            frameOpen = rc != 0
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<produced]))
+            if produced > 0 { return produced }
+        }
+    }
+}
+
 // MARK: - Buffered reading
 
 /// Reads lines (split at `\n`, a trailing `\r` removed) or exact byte counts from a file, plain or gzip.
@@ -152,7 +211,7 @@ public final class ByteReader {
         if path.hasSuffix(".gz") {
             source = try GzipByteSource(file)
         } else if path.hasSuffix(".zst") {
-            throw .usage("\(path): zstd input is not supported in this build; recompress with gzip")
+            source = try ZstdByteSource(file)
         } else {
             source = file
         }
@@ -231,6 +290,7 @@ public final class AtomicWriter {
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var deflater: UnsafeMutablePointer<z_stream>?
+    private var zstd: OpaquePointer?
     private var finished = false
     /// Uncompressed bytes written so far.
     public private(set) var bytesWritten = 0
@@ -254,11 +314,14 @@ public final class AtomicWriter {
             if rc != Z_OK { throw .io(file: path, message: "zlib deflateInit failed (\(rc))") }
             deflater = s
         } else if path.hasSuffix(".zst") {
-            throw .usage("\(path): zstd output is not supported in this build; use .jsonl or .jsonl.gz")
+            guard let c = ZSTD_createCCtx() else { throw .io(file: path, message: "zstd: cannot create a compression context") }
+            ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 3)
+            zstd = c
         }
     }
 
     deinit {
+        if let z = zstd { ZSTD_freeCCtx(z) }
         if let d = deflater {
             deflateEnd(d)
             d.deallocate()
@@ -303,7 +366,30 @@ public final class AtomicWriter {
         return 0
     }
 
+    private func flushZstd(_ z: OpaquePointer, final: Bool) throws(DatasetError) {
+        var compressed: [UInt8] = []
+        var out = [UInt8](repeating: 0, count: 1 << 18)
+        var failure: Int = 0
+        buffer.withUnsafeBufferPointer { inBuf in
+            var src = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: 0)
+            while true {
+                var remaining = 0
+                out.withUnsafeMutableBufferPointer { o in
+                    var dst = ZSTD_outBuffer(dst: o.baseAddress, size: o.count, pos: 0)
+                    remaining = ZSTD_compressStream2(z, &dst, &src, final ? ZSTD_e_end : ZSTD_e_continue)
+                    compressed.append(contentsOf: o[0..<dst.pos])
+                }
+                if ZSTD_isError(remaining) != 0 { failure = remaining; return }
+                if final ? remaining == 0 : src.pos == src.size { return }
+            }
+        }
+        if failure != 0 { throw .io(file: path, message: "zstd compression failed (\(String(cString: ZSTD_getErrorName(failure))))") }
+        try writeAll(compressed)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
     private func flush(final: Bool) throws(DatasetError) {
+        if let z = zstd { return try flushZstd(z, final: final) }
         guard let d = deflater else {
             try writeAll(buffer)
             buffer.removeAll(keepingCapacity: true)

@@ -20,7 +20,7 @@ public enum DatasetError: Error, LocalizedError, CustomStringConvertible, Sendab
         case let .io(file, message): return "\(file): \(message)"
         case let .badRecord(file, line, message): return "\(file):\(line): \(message)"
         case let .corrupt(file, offset, message): return "\(file): at byte \(offset): \(message)"
-        case let .config(file, key, message): return "\(file): key '\(key)': \(message)"
+        case let .config(file, key, message): return key.isEmpty ? "\(file): \(message)" : "\(file): key '\(key)': \(message)"
         case let .usage(message): return message
         }
     }

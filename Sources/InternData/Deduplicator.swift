@@ -230,30 +230,47 @@ public struct Deduplicator: Sendable {
     public func run(inputs: [String], output: String, clustersPath: String?, strict: Bool = false,
                     bad: inout BadInputLog) throws(DatasetError) -> DedupReport {
         if inputs.contains("-") { throw .usage("dedup reads its input twice; give a file, not standard input") }
-        var report = DedupReport()
-        report.lsh = lsh
-        // Pass 1: keys.
-        let reader = DocumentReader(paths: inputs, strict: strict)
+        let collected = try collectKeys(inputs: inputs, shard: .all, strict: strict, bad: &bad)
+        return try finish(collected, inputs: inputs, output: output, clustersPath: clustersPath, strict: strict)
+    }
+
+    /// Per-document keys of a slice of the input, with ids and input line numbers (counted across `inputs`).
+    struct CollectedKeys {
         var keys: [DocumentKeys] = []
         var ids: [String] = []
         var recordLines: [Int] = []
+        var bytesRead = 0
+    }
+
+    func collectKeys(inputs: [String], shard: Shard, strict: Bool, bad: inout BadInputLog) throws(DatasetError) -> CollectedKeys {
+        let reader = DocumentReader(paths: inputs, strict: strict, shard: shard)
+        var c = CollectedKeys()
         var batch: [String] = []
         batch.reserveCapacity(4096)
         while let doc = try reader.next() {
-            ids.append(doc.id)
-            recordLines.append(reader.lastRecordLine)
+            c.ids.append(doc.id)
+            c.recordLines.append(reader.lastRecordLine)
             batch.append(doc.text)
             if batch.count == 4096 {
-                keys.append(contentsOf: self.keys(for: batch))
+                c.keys.append(contentsOf: self.keys(for: batch))
                 batch.removeAll(keepingCapacity: true)
             }
         }
-        keys.append(contentsOf: self.keys(for: batch))
+        c.keys.append(contentsOf: self.keys(for: batch))
         bad.merge(reader.bad)
+        c.bytesRead = reader.bytesRead
+        return c
+    }
+
+    /// Clusters collected keys, copies the kept input lines to `output` and writes the clusters.
+    func finish(_ collected: CollectedKeys, inputs: [String], output: String, clustersPath: String?, strict: Bool)
+        throws(DatasetError) -> DedupReport {
+        var report = DedupReport()
+        report.lsh = lsh
+        let ids = collected.ids, recordLines = collected.recordLines
         report.documentsIn = ids.count
-        report.bytesIn = reader.bytesRead
-        let clustering = cluster(keys)
-        keys = []
+        report.bytesIn = collected.bytesRead
+        let clustering = cluster(collected.keys)
         report.exactDuplicates = clustering.exactDuplicates
         report.candidatePairs = clustering.candidatePairs
         report.rejectedByVerification = clustering.rejected
@@ -304,6 +321,81 @@ public struct Deduplicator: Sendable {
             try out.finish()
         }
         return report
+    }
+}
+
+// MARK: - Two-phase dedup for shards
+
+extension Deduplicator {
+    static let keyFileMagic = Array("IKDK0001".utf8)
+
+    /// Phase 1 on one shard: writes the keys of the shard's documents (band keys, exact hash, id, input line)
+    /// to `path`. Every shard must be given the same `inputs` in the same order.
+    public func writeKeys(inputs: [String], shard: Shard, path: String, strict: Bool = false,
+                          bad: inout BadInputLog) throws(DatasetError) -> Int {
+        let c = try collectKeys(inputs: inputs, shard: shard, strict: strict, bad: &bad)
+        var out = Self.keyFileMagic
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        u64(UInt64(lsh.bands)); u64(UInt64(lsh.rows)); u64(UInt64(config.numPerm)); u64(UInt64(c.ids.count))
+        for k in c.ids.indices {
+            u64(UInt64(c.recordLines[k]))
+            u64(c.keys[k].exact.0); u64(c.keys[k].exact.1)
+            u64(UInt64(c.keys[k].bandKeys.count))
+            for b in c.keys[k].bandKeys { u64(b) }
+            let id = Array(c.ids[k].utf8)
+            u64(UInt64(id.count))
+            out.append(contentsOf: id)
+        }
+        let w = try AtomicWriter(path: path)
+        try w.write(out)
+        try w.finish()
+        return c.ids.count
+    }
+
+    /// Phase 2: merges the key files of all shards, clusters globally and writes the kept documents of
+    /// `inputs` (the same list the shards read) to `output`.
+    public func merge(keyFiles: [String], inputs: [String], output: String, clustersPath: String?,
+                      strict: Bool = false) throws(DatasetError) -> DedupReport {
+        guard !config.verify else { throw .usage("--verify needs the texts; it is not available when merging key files") }
+        var entries: [(line: Int, id: String, keys: DocumentKeys)] = []
+        for file in keyFiles {
+            let bytes = try ByteReader(path: file).readAll()
+            var at = 8
+            func u64() throws(DatasetError) -> UInt64 {
+                guard at + 8 <= bytes.count else { throw .corrupt(file: file, offset: at, message: "key file ends early") }
+                var v: UInt64 = 0
+                for k in 0..<8 { v |= UInt64(bytes[at + k]) << (8 * k) }
+                at += 8
+                return v
+            }
+            guard bytes.count >= 8, Array(bytes[0..<8]) == Self.keyFileMagic else {
+                throw .corrupt(file: file, offset: 0, message: "not an intern dedup key file")
+            }
+            let bands = Int(try u64()), rows = Int(try u64()), perms = Int(try u64())
+            guard bands == lsh.bands, rows == lsh.rows, perms == config.numPerm else {
+                throw .config(file: file, key: "bands/rows/num_perm",
+                              message: "written with \(bands) x \(rows) of \(perms), merging with \(lsh.bands) x \(lsh.rows) of \(config.numPerm)")
+            }
+            let count = Int(try u64())
+            for _ in 0..<count {
+                let line = Int(try u64())
+                let exact = (try u64(), try u64())
+                let n = Int(try u64())
+                var bandKeys: [UInt64] = []
+                for _ in 0..<n { bandKeys.append(try u64()) }
+                let idLength = Int(try u64())
+                guard at + idLength <= bytes.count else { throw .corrupt(file: file, offset: at, message: "key file ends early") }
+                let id = String(decoding: bytes[at..<(at + idLength)], as: UTF8.self)
+                at += idLength
+                entries.append((line, id, DocumentKeys(exact: exact, bandKeys: bandKeys, shingles: nil)))
+            }
+        }
+        entries.sort { $0.line < $1.line }
+        var c = CollectedKeys()
+        c.keys = entries.map(\.keys)
+        c.ids = entries.map(\.id)
+        c.recordLines = entries.map(\.line)
+        return try finish(c, inputs: inputs, output: output, clustersPath: clustersPath, strict: strict)
     }
 }
 

@@ -35,7 +35,7 @@ public struct Document: Sendable, Equatable {
         for (key, value) in fields {
             switch key {
             case textField:
-                guard case let .string(s) = value else { throw JSONLineError(message: "field '\(textField)' is not a string", byteOffset: 0) }
+                guard case let .string(s) = value else { throw JSONLineError(message: "field '\(textField)' is not a string", byteOffset: -1) }
                 text = s
             case idField: id = value.stringValue
             case urlField: url = value.stringValue ?? ""
@@ -46,7 +46,7 @@ public struct Document: Sendable, Equatable {
             default: extra.append((key, value))
             }
         }
-        guard let text else { throw JSONLineError(message: "missing text field '\(textField)'", byteOffset: 0) }
+        guard let text else { throw JSONLineError(message: "missing text field '\(textField)'", byteOffset: -1) }
         self.init(id: id ?? defaultID(), text: text, source: source, lang: lang, url: url, meta: meta ?? "{}")
         for (key, value) in extra {
             switch value {

@@ -20,8 +20,9 @@ public enum JSONField: Sendable, Equatable {
 /// Why a line is not a usable JSON object.
 public struct JSONLineError: Error, Sendable, CustomStringConvertible {
     public let message: String
+    /// The 0-based offset in the line, or -1 when the error concerns the record as a whole.
     public let byteOffset: Int
-    public var description: String { "\(message) at byte \(byteOffset + 1)" }
+    public var description: String { byteOffset < 0 ? message : "\(message) at byte \(byteOffset + 1)" }
 }
 
 public enum JSONLine {

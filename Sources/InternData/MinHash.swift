@@ -62,9 +62,9 @@ public struct MinHasher: Sendable {
         out.removeAll(keepingCapacity: true)
         tokens.removeAll(keepingCapacity: true)
         // Full Unicode lower-casing (as Python's str.lower) is slow; ASCII text needs only A-Z mapped.
-        var lower = Self.lowercased(text)
+        let lower = Self.lowercasedUTF8(text)
         var ranges: [Range<Int>] = []
-        lower.withUTF8 { u in
+        lower.withUnsafeBufferPointer { u in
             var start = -1
             var i = 0
             let n = u.count
@@ -142,8 +142,21 @@ public struct MinHasher: Sendable {
     /// Lower-cases like String.lowercased() (and Python's str.lower), but copies ASCII and CJK scalars,
     /// which cannot change, without consulting the Unicode tables.
     static func lowercased(_ text: String) -> String {
+        String(decoding: lowercasedUTF8(text), as: UTF8.self)
+    }
+
+    static func lowercasedUTF8(_ text: String) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)
+        var text = text
+        let ascii = text.withUTF8 { u -> Bool in
+            var ok = true
+            for c in u { if c >= 0x80 { ok = false; break } }
+            if ok { for c in u { out.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) } }
+            return ok
+        }
+        if ascii { return out }
+        out.removeAll(keepingCapacity: true)
         for s in text.unicodeScalars {
             let v = s.value
             if v < 0x80 {
@@ -154,7 +167,7 @@ public struct MinHasher: Sendable {
                 out.append(contentsOf: s.properties.lowercaseMapping.utf8)
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// The datasketch-scheme signature of 32-bit shingle hashes.

@@ -175,8 +175,11 @@ public struct Pipeline {
             report.inputBytes = formatter.bytesIn
             report.badInputCount = bad.count
             report.badInputExamples = bad.examples
+            // Written after phase 1's output is complete: its presence marks the phase as done for --resume.
             if dedupIndex != nil, let data = try? JSONEncoder().encode(report) {
-                FileManager.default.createFile(atPath: phase1Report, contents: data)
+                let w = try AtomicWriter(path: phase1Report)
+                try w.write(Array(data))
+                try w.finish()
             }
         }
 

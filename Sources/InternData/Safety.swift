@@ -39,8 +39,8 @@ public struct SafetyConfig: Codable, Sendable, Equatable {
 public struct SafetyFilter: DocumentFilter {
     public let config: SafetyConfig
     let domains: Set<String>
-    /// English words and phrases (as word lists), indexed by the first word.
-    let phrases: [String: [[String]]]
+    /// English words and phrases (as lists of word hashes), indexed by the first word's hash.
+    let phrases: [UInt64: [[UInt64]]]
     /// Chinese entries as scalar arrays, indexed by the first scalar.
     let chinese: [UInt32: [[UInt32]]]
     public var stageName: String { "safety" }
@@ -53,7 +53,7 @@ public struct SafetyFilter: DocumentFilter {
             for line in try Self.lines(file) { domains.insert(line.lowercased()) }
         }
         self.domains = domains
-        var phrases: [String: [[String]]] = [:]
+        var phrases: [UInt64: [[UInt64]]] = [:]
         var chinese: [UInt32: [[UInt32]]] = [:]
         let files = config.wordListFiles.isEmpty ? try Self.defaultWordLists() : config.wordListFiles
         for file in files {
@@ -63,7 +63,7 @@ public struct SafetyFilter: DocumentFilter {
                     guard scalars.count >= config.zhMinWordChars else { continue }
                     chinese[scalars[0], default: []].append(scalars)
                 } else {
-                    let words = SafetyFilter.words(entry.lowercased())
+                    let words = SafetyFilter.wordHashes(entry)
                     guard let first = words.first else { continue }
                     phrases[first, default: []].append(words)
                 }
@@ -100,8 +100,25 @@ public struct SafetyFilter: DocumentFilter {
         throw .io(file: relative, message: "the default word lists were not found; set word_list_files in the safety config")
     }
 
-    static func words(_ lower: String) -> [String] {
-        lower.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "'") }).map(String.init)
+    /// Hashes of the words of `text`: runs of ASCII letters, digits, apostrophes and non-ASCII bytes, with
+    /// ASCII lower-cased (byte-level, so no Unicode tables on the hot path).
+    static func wordHashes(_ text: String) -> [UInt64] {
+        var out: [UInt64] = []
+        var h = TextStats.fnvOffset
+        var inWord = false
+        for c in text.utf8 {
+            let isWord = c >= 0x80 || c == 0x27 || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+            if isWord {
+                h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+                inWord = true
+            } else if inWord {
+                out.append(h)
+                h = TextStats.fnvOffset
+                inWord = false
+            }
+        }
+        if inWord { out.append(h) }
+        return out
     }
 
     // MARK: Filtering
@@ -138,11 +155,11 @@ public struct SafetyFilter: DocumentFilter {
     public func badWordHits(_ text: String, chinese isChinese: Bool) -> Int {
         var hits = 0
         if !phrases.isEmpty {
-            let words = Self.words(text.lowercased())
+            let words = Self.wordHashes(text)
             for (k, w) in words.enumerated() {
                 guard let candidates = phrases[w] else { continue }
                 for p in candidates where k + p.count <= words.count {
-                    if p.count == 1 || Array(words[k..<(k + p.count)]) == p { hits += 1; break }
+                    if p.count == 1 || words[k..<(k + p.count)].elementsEqual(p) { hits += 1; break }
                 }
             }
         }

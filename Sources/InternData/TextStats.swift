@@ -191,25 +191,54 @@ struct TextStats {
 
     // MARK: Derived measures
 
+    /// An open-addressing table of UInt64 keys (already well-mixed hashes) with an Int32 pair per key,
+    /// cleared and reused; Swift's Set/Dictionary re-hash every key with SipHash, which dominated these rules.
+    struct HashCounter {
+        var keys: [UInt64]
+        var counts: [Int32]
+        var extra: [Int32]
+        var mask: Int
+
+        init(capacity: Int) {
+            var size = 16
+            while size < capacity * 2 { size <<= 1 }
+            keys = [UInt64](repeating: 0, count: size)
+            counts = [Int32](repeating: 0, count: size)
+            extra = [Int32](repeating: 0, count: size)
+            mask = size - 1
+        }
+
+        /// Adds one occurrence of `key`; returns the slot (whose count is now at least 1).
+        @inline(__always) mutating func add(_ key: UInt64) -> Int {
+            let k = key == 0 ? 1 : key
+            var slot = Int(truncatingIfNeeded: k ^ (k >> 29)) & mask
+            while true {
+                if keys[slot] == k { counts[slot] += 1; return slot }
+                if keys[slot] == 0 { keys[slot] = k; counts[slot] = 1; return slot }
+                slot = (slot + 1) & mask
+            }
+        }
+    }
+
     /// Fraction of non-empty lines that repeat an earlier line, and the fraction of characters in them.
     func duplicateLines() -> (fraction: Double, charFraction: Double) {
-        var seen = Set<UInt64>(minimumCapacity: lines.count)
+        var seen = HashCounter(capacity: lines.count)
         var dup = 0, dupChars = 0, total = 0, totalChars = 0
         for line in lines where !line.isEmpty {
             total += 1
             totalChars += line.chars
-            if !seen.insert(line.hash).inserted { dup += 1; dupChars += line.chars }
+            if seen.counts[seen.add(line.hash)] > 1 { dup += 1; dupChars += line.chars }
         }
         guard total > 0 else { return (0, 0) }
         return (Double(dup) / Double(total), Double(dupChars) / Double(max(1, totalChars)))
     }
 
     func duplicateParagraphs() -> (fraction: Double, charFraction: Double) {
-        var seen = Set<UInt64>(minimumCapacity: paragraphs.count)
+        var seen = HashCounter(capacity: paragraphs.count)
         var dup = 0, dupChars = 0, totalChars = 0
         for p in paragraphs {
             totalChars += p.chars
-            if !seen.insert(p.hash).inserted { dup += 1; dupChars += p.chars }
+            if seen.counts[seen.add(p.hash)] > 1 { dup += 1; dupChars += p.chars }
         }
         guard !paragraphs.isEmpty else { return (0, 0) }
         return (Double(dup) / Double(paragraphs.count), Double(dupChars) / Double(max(1, totalChars)))
@@ -224,16 +253,17 @@ struct TextStats {
     /// Gopher: the characters of the most frequent n-gram's occurrences over all word characters.
     func topNgramCharFraction(_ n: Int) -> Double {
         guard wordHashes.count >= n, wordChars > 0 else { return 0 }
-        var counts: [UInt64: (count: Int32, chars: Int32)] = [:]
-        counts.reserveCapacity(wordHashes.count)
+        var table = HashCounter(capacity: wordHashes.count)
         var best: (count: Int32, chars: Int32) = (0, 0)
         for s in 0...(wordHashes.count - n) {
-            let h = ngramHash(s, n)
-            var e = counts[h] ?? (0, 0)
-            if e.count == 0 { var c: Int32 = 0; for k in s..<(s + n) { c += wordLengths[k] }; e.chars = c }
-            e.count += 1
-            counts[h] = e
-            if e.count > best.count || (e.count == best.count && e.chars > best.chars) { best = e }
+            let slot = table.add(ngramHash(s, n))
+            if table.counts[slot] == 1 {
+                var c: Int32 = 0
+                for k in s..<(s + n) { c += wordLengths[k] }
+                table.extra[slot] = c
+            }
+            let e = (table.counts[slot], table.extra[slot])
+            if e.0 > best.count || (e.0 == best.count && e.1 > best.chars) { best = e }
         }
         guard best.count > 1 else { return 0 }
         return Double(Int(best.count) * Int(best.chars)) / Double(wordChars)
@@ -242,14 +272,12 @@ struct TextStats {
     /// Gopher: the fraction of word characters inside n-grams that occur more than once.
     func duplicateNgramCharFraction(_ n: Int) -> Double {
         guard wordHashes.count >= n, wordChars > 0 else { return 0 }
-        var seen = Set<UInt64>(minimumCapacity: wordHashes.count)
+        var seen = HashCounter(capacity: wordHashes.count)
         var covered = [Bool](repeating: false, count: wordHashes.count)
         var any = false
-        for s in 0...(wordHashes.count - n) {
-            if !seen.insert(ngramHash(s, n)).inserted {
-                any = true
-                for k in s..<(s + n) { covered[k] = true }
-            }
+        for s in 0...(wordHashes.count - n) where seen.counts[seen.add(ngramHash(s, n))] > 1 {
+            any = true
+            for k in s..<(s + n) { covered[k] = true }
         }
         guard any else { return 0 }
         var c = 0

@@ -143,6 +143,34 @@ struct DedupTests {
         }
     }
 
+    @Test func shardedTwoPhaseDedupEqualsOneProcess() throws {
+        let dir = DataFixtures.scratchDirectory()
+        let (texts, _) = Self.plantedCorpus(seed: 5, bases: 30, copies: 3)
+        // Two input files, so that line numbers run across files.
+        let inputs = [dir + "/a.jsonl", dir + "/b.jsonl.gz"]
+        for (f, part) in [(inputs[0], texts.prefix(50)), (inputs[1], texts.dropFirst(50))] {
+            let w = try DocumentWriter(path: f)
+            for (k, t) in zip(part.indices, part) { try w.write(Document(id: "d\(k)", text: t)) }
+            try w.finish()
+        }
+        let dedup = try Deduplicator(config: DedupConfig())
+        var bad = BadInputLog()
+        let whole = try dedup.run(inputs: inputs, output: dir + "/one.jsonl", clustersPath: dir + "/one-clusters.jsonl", bad: &bad)
+        var keyFiles: [String] = []
+        var total = 0
+        for k in 0..<3 {
+            keyFiles.append(dir + "/keys-\(k).ikdk")
+            total += try dedup.writeKeys(inputs: inputs, shard: Shard(index: k, count: 3), path: keyFiles[k], bad: &bad)
+        }
+        #expect(total == texts.count)
+        let merged = try dedup.merge(keyFiles: keyFiles.reversed(), inputs: inputs, output: dir + "/merged.jsonl",
+                                     clustersPath: dir + "/merged-clusters.jsonl")
+        #expect(merged.documentsOut == whole.documentsOut && merged.clusters == whole.clusters && whole.clusters > 10)
+        #expect(try DataFixtures.readDocuments(dir + "/merged.jsonl") == DataFixtures.readDocuments(dir + "/one.jsonl"))
+        #expect(try String(contentsOfFile: dir + "/merged-clusters.jsonl", encoding: .utf8)
+                == String(contentsOfFile: dir + "/one-clusters.jsonl", encoding: .utf8))
+    }
+
     @Test func runKeepsFirstOfEachClusterAndWritesClusters() throws {
         let dir = DataFixtures.scratchDirectory()
         let input = dir + "/in.jsonl.gz", output = dir + "/out.jsonl", clusters = dir + "/clusters.jsonl"

@@ -68,6 +68,24 @@ struct ByteIOTests {
         #expect(lines[0] == "first" && lines[1] == "" && lines[2] == long && lines[3] == "last")
     }
 
+    @Test func zstdRoundTripAndTruncation() throws {
+        let dir = DataFixtures.scratchDirectory()
+        let path = dir + "/x.jsonl.zst"
+        let docs = (0..<3000).map { Document(id: "d\($0)", text: "zstd document \($0) 中文 \(String(repeating: "x", count: $0 % 97))") }
+        let w = try DocumentWriter(path: path)
+        for d in docs { try w.write(d) }
+        try w.finish()
+        #expect(try DataFixtures.readDocuments(path) == docs)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        FileManager.default.createFile(atPath: path, contents: data.prefix(data.count - 10))
+        #expect {
+            _ = try DataFixtures.readDocuments(path)
+        } throws: { e in
+            guard case let .corrupt(file, _, message) = e as? DatasetError else { return false }
+            return file == path && message.contains("truncated")
+        }
+    }
+
     @Test func readsConcatenatedGzipMembers() throws {
         let dir = DataFixtures.scratchDirectory()
         let a = dir + "/a.gz", b = dir + "/b.gz"
