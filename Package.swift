@@ -18,9 +18,15 @@ let package = Package(
         .library(name: "InternCore", targets: ["InternCore"]),
         .library(name: "InternModels", targets: ["InternModels"]),
         .library(name: "InternEngine", targets: ["InternEngine"]),
+        .library(name: "InternServer", targets: ["InternServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
@@ -34,11 +40,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
+        .target(
+            name: "InternServer",
+            dependencies: [
+                "InternChat", "InternEngine", "InternModels", "InternCore", "InternKernels", "InternTokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine",
+                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -58,8 +77,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "InternServerTests",
+            dependencies: [
+                "InternServer", "InternModels", "InternEngine", "InternChat", "InternTokenizer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "InternEngineTests",
-            dependencies: ["InternEngine", "InternModels", "InternCore"],
+            dependencies: ["InternEngine", "InternModels", "InternCore", "InternTokenizer"],
             swiftSettings: swiftSettings
         ),
     ]

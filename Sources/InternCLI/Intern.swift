@@ -9,7 +9,7 @@ struct Intern: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             TokenizeCommand.self, TemplateCommand.self, GenerateCommand.self, LogitsCommand.self, InitCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, ServeCommand.self,
         ]
     )
 }

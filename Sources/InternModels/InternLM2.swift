@@ -317,6 +317,76 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         cache.commit(tokens.count)
     }
 
+    /// Batched decode (continuous batching): one new token per sequence, each with its own cache and
+    /// position. Linear layers run as one matMul over the batch rows; RoPE uses each row's position (and,
+    /// with dynamic NTK, the base its own length gives); attention runs per sequence over its own cache.
+    /// Every kernel reduces each row in an order independent of the row count (MatMul.swift's header), so
+    /// row b's logits are bitwise those of `forward([tokens[b]], cache: caches[b])`.
+    public func forwardBatch(
+        _ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>
+    ) throws {
+        guard !tokens.isEmpty else { throw ModelError.emptyInput }
+        precondition(tokens.count == caches.count, "one cache per token")
+        precondition(Set(caches.map { ObjectIdentifier($0) }).count == caches.count, "a cache appears twice in one batch")
+        for id in tokens where id < 0 || Int(id) >= configuration.vocabSize {
+            throw ModelError.tokenOutOfRange(id: id, vocabularySize: configuration.vocabSize)
+        }
+        for cache in caches { try cache.reserve(cache.count + 1) }
+        state.ensureScoreCapacity(caches.map { $0.count + 1 }.max()!, threads: pool.threadCount)
+        var done = 0
+        while done < tokens.count {
+            let count = min(chunkSize, tokens.count - done)
+            forwardRows(UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), caches: Array(caches[done..<(done + count)]),
+                        logits: logits + done * configuration.vocabSize)
+            done += count
+        }
+        for cache in caches { cache.commit(1) }
+    }
+
+    /// Up to `chunkSize` rows of a batched decode step (see `forwardBatch`).
+    private func forwardRows(_ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>) {
+        let c = configuration, s = state
+        let B = tokens.count, hidden = c.hiddenSize, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        let headDim = c.headDim, half = headDim / 2, inter = c.intermediateSize, kvDim = kvHeads * headDim
+        let qkvDim = (heads + 2 * kvHeads) * headDim, eps = Float(c.rmsNormEps)
+        let x = s.x, xb = s.xb, q = s.q, qkv = s.qkv, attn = s.attn, gate = s.gate, up = s.up
+        let positionScale: Float = c.ropeScaling?.type == .linear ? Float(1 / c.ropeScaling!.factor) : 1
+        for (b, id) in tokens.enumerated() {
+            convertToFloat(x + b * hidden, from: tokEmbeddings.data, type: tokEmbeddings.dtype.kernelType,
+                           offset: Int(id) * hidden, count: hidden)
+            let position = caches[b].count
+            ropeInverseFrequencies(sequenceLength: position + 1).withUnsafeBufferPointer { inv in
+                ropeCosSin(position: Float(position) * positionScale, inverseFrequencies: inv.baseAddress!,
+                           cos: s.cos + b * half, sin: s.sin + b * half, halfDim: half)
+            }
+        }
+        for (l, layer) in layers.enumerated() {
+            for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: layer.attentionNorm, count: hidden, eps: eps) }
+            matmul(qkv, layer.attention.wqkv, xb, B, qkvDim, hidden)
+            for b in 0..<B {
+                let keys = caches[b].keys(layer: l), values = caches[b].values(layer: l)
+                let position = caches[b].count, row = position * kvDim
+                let qb = q + b * heads * headDim
+                InternLM2Attention.splitQKV(qkv + b * qkvDim, q: qb, k: keys + row, v: values + row,
+                                            heads: heads, kvHeads: kvHeads, headDim: headDim)
+                applyRotaryEmbedding(qb, heads: heads, headDim: headDim, cos: s.cos + b * half, sin: s.sin + b * half)
+                applyRotaryEmbedding(keys + row, heads: kvHeads, headDim: headDim, cos: s.cos + b * half, sin: s.sin + b * half)
+                attention(attn + b * heads * headDim, query: qb, keys: keys, values: values, tokens: 1, startPosition: position,
+                          heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
+            }
+            matmul(xb, layer.attention.wo, attn, B, hidden, heads * headDim)
+            addInPlace(x, xb, count: B * hidden)
+            for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: layer.ffnNorm, count: hidden, eps: eps) }
+            matmul(gate, layer.feedForward.w1, xb, B, inter, hidden)
+            matmul(up, layer.feedForward.w3, xb, B, inter, hidden)
+            siluMul(gate, up: up, count: B * inter)
+            matmul(xb, layer.feedForward.w2, gate, B, hidden, inter)
+            addInPlace(x, xb, count: B * hidden)
+        }
+        for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: norm, count: hidden, eps: eps) }
+        matmul(logits, output, xb, B, c.vocabSize, hidden)
+    }
+
     /// One chunk of at most `chunkSize` tokens at positions `start...`; logits as `forward` describes.
     private func forwardChunk(
         _ tokens: UnsafeBufferPointer<Int32>, start: Int, cache: any KVCache, frequencies: [Float],
