@@ -7,6 +7,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The hot loops are compiled with -O in debug builds too, so that `swift test` and the server's
+/// end-to-end tests run a model at a usable speed (unoptimized generic SIMD code is ~100x slower).
+let optimizedInDebug: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "InternKit",
     platforms: [.macOS(.v14)],
@@ -26,18 +30,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
-        .target(name: "InternKernels", swiftSettings: swiftSettings),
+        .target(name: "InternKernels", swiftSettings: optimizedInDebug),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .target(
-            name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: swiftSettings),
+            name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: optimizedInDebug),
         .target(
             name: "InternEngine",
             dependencies: ["InternModels", "InternCore", "InternKernels", "InternTokenizer"],
-            swiftSettings: swiftSettings
+            swiftSettings: optimizedInDebug
         ),
         .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
         .target(
@@ -58,6 +63,8 @@ let package = Package(
                 "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -85,7 +85,7 @@ public final class InferenceService: Service, Sendable {
             throw .server("the tokenizer cannot render the chat format: \(error)")
         }
         var parameters = try generationParameters(for: request.sampling, promptTokens: prompt.count)
-        parameters.stopTokenIDs = Set(format.stopTokenIDs)
+        parameters.stopTokenIDs = request.sampling.ignoreEOS ? [] : Set(format.stopTokenIDs)
         let scheduled = ScheduledRequest(
             prompt: prompt, parameters: parameters, topLogprobs: request.sampling.logprobs ? request.sampling.topLogprobs : nil,
             namedSpecialTokens: tools.isEmpty ? [] : actionTokenIDs)
@@ -109,7 +109,7 @@ public final class InferenceService: Service, Sendable {
             throw .invalidRequest("'prompt' has no tokens.", param: "prompt", code: "invalid_value")
         }
         var parameters = try generationParameters(for: request.sampling, promptTokens: prompt.count)
-        parameters.stopTokenIDs = Set([tokenizer.eosTokenID].compactMap { $0 })
+        parameters.stopTokenIDs = request.sampling.ignoreEOS ? [] : Set([tokenizer.eosTokenID].compactMap { $0 })
         let scheduled = ScheduledRequest(prompt: prompt, parameters: parameters,
                                          topLogprobs: request.sampling.logprobs ? request.sampling.topLogprobs : nil)
         return Prepared(scheduled: scheduled, n: request.sampling.n, forcedPrefix: "", parsesToolCalls: false)

@@ -24,6 +24,8 @@ public struct SamplingRequest: Sendable, Equatable {
     public var logprobs = false
     /// Alternatives per token when `logprobs` is on.
     public var topLogprobs: Int = 0
+    /// Generate `max_tokens` whatever the model says (vLLM's and LMDeploy's `ignore_eos`, for benchmarks).
+    public var ignoreEOS = false
 }
 
 /// A parsed /v1/chat/completions body.
@@ -148,6 +150,7 @@ struct Fields {
             s.seed = UInt64(bitPattern: n)
         }
         s.n = try int("n", in: 1...16) ?? 1
+        s.ignoreEOS = try bool("ignore_eos") ?? false
         s.stream = try bool("stream") ?? false
         if let options = value("stream_options") {
             guard case .object = options else { throw wrongType("stream_options", "an object") }

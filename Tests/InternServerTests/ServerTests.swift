@@ -190,6 +190,16 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
         }
     }
 
+    @Test func ignoreEOSGeneratesTheFullLength() async throws {
+        try await TestServer().test { client in
+            let body = try json(try await client.post("/v1/chat/completions", userHello + #", "max_tokens": 12, "ignore_eos": true}"#).body)
+            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+            #expect(Script.text.count - 1 < 12)
+            #expect(choice["finish_reason"] as? String == "length")
+            #expect((body["usage"] as? [String: Int])?["completion_tokens"] == 12)
+        }
+    }
+
     @Test func stopStringCutsTheText() async throws {
         try await TestServer().test { client in
             let body = try json(try await client.post("/v1/chat/completions", userHello + #", "stop": ["friend", "zzz"]}"#).body)
