@@ -71,10 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
         let name = modelName ?? modelOptions.directory.standardizedFileURL.lastPathComponent
         logger.info("memory plan: \(plan.summary)")
         let service = InferenceService(model: model, tokenizer: tokenizer, modelName: name, plan: plan, logger: logger)
-        let app = buildApplication(
-            service: service, configuration: ServerConfiguration(host: host, port: port, apiKey: apiKey), logger: logger)
         logger.info("serving '\(name)' on http://\(host):\(port)/v1")
-        try await app.runService()
+        try await runServer(service: service, configuration: ServerConfiguration(host: host, port: port, apiKey: apiKey), logger: logger)
     }
 
     /// Bytes of the weight files (safetensors shards) in the checkpoint directory.

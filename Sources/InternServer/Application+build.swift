@@ -1,6 +1,8 @@
 // Builds the Hummingbird application of `intern serve`: the router with its controllers and middleware
-// (errors in OpenAI's shape, request metrics, API key), and the engine as a ServiceLifecycle service, so
-// SIGINT/SIGTERM stop the HTTP server first and then the scheduler (Hummingbird template
+// (errors in OpenAI's shape, request metrics, API key), run in one ServiceGroup with the engine service.
+// The group shuts services down in reverse order, so on SIGINT/SIGTERM the engine goes first: it cancels
+// every in-flight generation (each stream ends at once with its finish chunk), after which the HTTP
+// server drains quickly instead of waiting out long generations (Hummingbird template
 // `Application+build.swift`).
 public import Hummingbird
 public import Logging
@@ -35,16 +37,24 @@ public func buildRouter(service: InferenceService, configuration: ServerConfigur
     return router
 }
 
-/// The application: the router on `host:port`, with the inference service running beside it.
+/// The application: the router on `host:port` (the inference service runs beside it; see `runServer`).
 public func buildApplication(
     service: InferenceService, configuration: ServerConfiguration, logger: Logger
 ) -> some ApplicationProtocol {
-    var app = Application(
+    Application(
         router: buildRouter(service: service, configuration: configuration),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "InternKit"),
         logger: logger)
-    app.addServices(service)
-    return app
+}
+
+/// Runs the HTTP server and the engine until SIGINT or SIGTERM, then stops the engine first (cancelling
+/// in-flight requests) and the server second.
+public func runServer(service: InferenceService, configuration: ServerConfiguration, logger: Logger) async throws {
+    let app = buildApplication(service: service, configuration: configuration, logger: logger)
+    let group = ServiceGroup(configuration: .init(
+        services: [.init(service: app), .init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
+    logger.info("stopped")
 }
 
 // MARK: - Middleware

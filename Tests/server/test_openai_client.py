@@ -391,3 +391,31 @@ def test_load_64_streams_then_20_cancelled_leave_no_slot(client, server):
     assert m["intern_kv_used_tokens"] == 0, m
     assert m["intern_queue_depth"] == 0, m
     assert m["intern_cancelled_requests_total"] - before >= 20, m
+
+
+def test_sigterm_cancels_in_flight_requests_and_exits_0(checkpoint):
+    """Graceful shutdown: the engine stops first, so a long stream ends at once with its finish chunk and
+    [DONE], and the process exits 0 without waiting out the generation."""
+    s = Server(checkpoint, context=4096)
+    lines = []
+
+    def stream():
+        body = {"model": MODEL, "prompt": "a", "max_tokens": 4000, "stream": True, "ignore_eos": True}
+        with httpx.stream("POST", s.url + "/v1/completions", json=body, timeout=60) as r:
+            lines.extend(line for line in r.iter_lines() if line)
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and len(lines) < 3:
+        time.sleep(0.05)
+    assert len(lines) >= 3, s.output()
+    started = time.time()
+    assert s.stop() == 0, s.output()
+    assert time.time() - started < 10
+    reader.join(timeout=30)
+    assert lines[-1] == "data: [DONE]"
+    last = json.loads(lines[-2][len("data: "):])
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert len(lines) < 3900, "the generation ran to its end instead of being cancelled"
+    assert "engine stopping" in s.output()
