@@ -419,3 +419,15 @@ def test_sigterm_cancels_in_flight_requests_and_exits_0(checkpoint):
     assert last["choices"][0]["finish_reason"] == "stop"
     assert len(lines) < 3900, "the generation ran to its end instead of being cancelled"
     assert "engine stopping" in s.output()
+
+
+def test_bench_serve_reports_lmdeploy_metrics(server):
+    out = subprocess.run([BIN, "bench", "serve", "--url", server.url, "--api-key", API_KEY, "--concurrency", "4",
+                          "--requests", "8", "--input-len", "16", "--output-len", "8", "--json"],
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    report = json.loads(out)
+    assert report["successful_requests"] == 8 and report["failed_requests"] == 0, report
+    assert report["output_throughput_tok_s"] > 0
+    assert report["input_throughput_tok_s"] == pytest.approx(2 * report["output_throughput_tok_s"], rel=1e-3)  # 16 in, 8 out
+    assert 0 < report["ttft_p50_ms"] <= report["ttft_p99_ms"]
+    assert report["tpot_mean_ms"] > 0 and report["itl_p50_ms"] > 0
