@@ -186,8 +186,9 @@ struct BenchServeCommand: AsyncParsableCommand {
         ]
         if json {
             let fields = stats.map { "\"\($0.0)\": \(String(format: "%.4f", $0.1))" }
-            print("{\"model\": \"\(model)\", \"concurrency\": \(concurrency), \"input_len\": \(inputLen), \"output_len\": \(outputLen), "
-                  + fields.joined(separator: ", ") + "}")
+            print(
+                "{\"model\": \"\(model)\", \"concurrency\": \(concurrency), \"input_len\": \(inputLen), \"output_len\": \(outputLen), "
+                    + fields.joined(separator: ", ") + "}")
         } else {
             print("model \(model), concurrency \(concurrency), \(requests) requests, input \(inputLen), output \(outputLen)")
             for (name, value) in stats { print(name.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%.3f", value)) }

@@ -8,9 +8,9 @@
 // Prompts are prefilled one request at a time between decode steps; chunked prefill mixed into decode
 // steps is left out.
 public import Foundation
+import InternCore
 public import InternModels
 public import InternTokenizer
-import InternCore
 
 // MARK: - Requests and events
 
@@ -87,8 +87,10 @@ public struct MemoryPlan: Sendable, Equatable {
     /// - Parameters:
     ///   - kvBudgetBytes: the KV budget; default: enough for `maxBatch` full contexts, capped at half of
     ///     the physical memory left after the weights.
-    public init(model: any LanguageModel, weightsBytes: Int, maxBatch: Int, contextLength: Int? = nil,
-                kvBudgetBytes: Int? = nil, queueCapacity: Int = 256, physicalMemory: Int = Int(ProcessInfo.processInfo.physicalMemory)) {
+    public init(
+        model: any LanguageModel, weightsBytes: Int, maxBatch: Int, contextLength: Int? = nil,
+        kvBudgetBytes: Int? = nil, queueCapacity: Int = 256, physicalMemory: Int = Int(ProcessInfo.processInfo.physicalMemory)
+    ) {
         self.weightsBytes = weightsBytes
         kvBytesPerToken = model.kvCacheLayers * model.kvCacheRowSize * 2 * MemoryLayout<Float>.size
         self.maxBatch = max(1, maxBatch)
@@ -101,7 +103,8 @@ public struct MemoryPlan: Sendable, Equatable {
 
     public var summary: String {
         func gib(_ bytes: Int) -> String { String(format: "%.3f GiB", Double(bytes) / 1_073_741_824) }
-        return "weights \(gib(weightsBytes)) (\(weightsBytes) B); KV cache \(kvBytesPerToken) B/token, budget \(gib(kvBudgetBytes)) = \(kvBudgetTokens) concurrent tokens; batch ≤ \(maxBatch), context \(contextLength), queue ≤ \(queueCapacity)"
+        return
+            "weights \(gib(weightsBytes)) (\(weightsBytes) B); KV cache \(kvBytesPerToken) B/token, budget \(gib(kvBudgetBytes)) = \(kvBudgetTokens) concurrent tokens; batch ≤ \(maxBatch), context \(contextLength), queue ≤ \(queueCapacity)"
     }
 }
 
@@ -141,8 +144,10 @@ public final class Scheduler: @unchecked Sendable {
     private var active: [RunningSequence] = []
     private var thread: Thread?
 
-    public init(model: any LanguageModel, tokenizer: any Tokenizer, plan: MemoryPlan,
-                onStep: (@Sendable (Int, SchedulerStats) -> Void)? = nil) {
+    public init(
+        model: any LanguageModel, tokenizer: any Tokenizer, plan: MemoryPlan,
+        onStep: (@Sendable (Int, SchedulerStats) -> Void)? = nil
+    ) {
         self.model = model
         self.tokenizer = tokenizer
         self.plan = plan
@@ -260,7 +265,8 @@ public final class Scheduler: @unchecked Sendable {
                 return
             }
             while let first = waiting.first, active.count + admitted.count < plan.maxBatch,
-                shared.kvReservedTokens + first.reservation <= plan.kvBudgetTokens {
+                shared.kvReservedTokens + first.reservation <= plan.kvBudgetTokens
+            {
                 waiting.removeFirst()
                 shared.kvReservedTokens += first.reservation
                 admitted.append(first)

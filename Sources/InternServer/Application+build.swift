@@ -5,8 +5,8 @@
 // server drains quickly instead of waiting out long generations (Hummingbird template
 // `Application+build.swift`).
 public import Hummingbird
-public import Logging
 import InternEngine
+public import Logging
 import ServiceLifecycle
 
 /// What `intern serve` configures.
@@ -51,8 +51,9 @@ public func buildApplication(
 /// in-flight requests) and the server second.
 public func runServer(service: InferenceService, configuration: ServerConfiguration, logger: Logger) async throws {
     let app = buildApplication(service: service, configuration: configuration, logger: logger)
-    let group = ServiceGroup(configuration: .init(
-        services: [.init(service: app), .init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: app), .init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
     logger.info("stopped")
 }
@@ -79,12 +80,15 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             metrics.countRequest(path: path, status: error.status.code)
             switch error.status {
             case .notFound: throw OpenAIError.notFound(path: request.uri.path)
-            case .contentTooLarge: throw OpenAIError(status: .contentTooLarge, message: "The request body is too large.",
-                                                     type: "invalid_request_error", code: "request_too_large")
+            case .contentTooLarge:
+                throw OpenAIError(
+                    status: .contentTooLarge, message: "The request body is too large.",
+                    type: "invalid_request_error", code: "request_too_large")
             default:
                 let message = (error as? HTTPError)?.body ?? error.status.reasonPhrase
-                throw OpenAIError(status: error.status, message: message,
-                                  type: error.status.code < 500 ? "invalid_request_error" : "server_error")
+                throw OpenAIError(
+                    status: error.status, message: message,
+                    type: error.status.code < 500 ? "invalid_request_error" : "server_error")
             }
         } catch {
             metrics.countRequest(path: path, status: 500)

@@ -94,13 +94,17 @@ struct ChatChoiceOutput {
             switch event {
             case .text(let t): text += t
             case .action(.plugin(let call)):
-                calls.append(ToolCallDTO(index: toolCalls.count + calls.count, id: "\(callPrefix)\(toolCalls.count + calls.count)",
-                                         type: "function", function: .init(name: call.name, arguments: call.parameters.pythonJSON)))
+                calls.append(
+                    ToolCallDTO(
+                        index: toolCalls.count + calls.count, id: "\(callPrefix)\(toolCalls.count + calls.count)",
+                        type: "function", function: .init(name: call.name, arguments: call.parameters.pythonJSON)))
             case .action(.interpreter(let code)):
                 // The code interpreter is exposed as a function named "python" taking {"code": ...}.
                 let arguments = JSONValue.object([("code", .string(code))]).pythonJSON
-                calls.append(ToolCallDTO(index: toolCalls.count + calls.count, id: "\(callPrefix)\(toolCalls.count + calls.count)",
-                                         type: "function", function: .init(name: "python", arguments: arguments)))
+                calls.append(
+                    ToolCallDTO(
+                        index: toolCalls.count + calls.count, id: "\(callPrefix)\(toolCalls.count + calls.count)",
+                        type: "function", function: .init(name: "python", arguments: arguments)))
             case .malformedAction(let raw, _):
                 // Never dropped: a call the parser cannot read is returned as text.
                 text += "<|action_start|><|plugin|>\n" + raw

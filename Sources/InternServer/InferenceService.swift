@@ -34,9 +34,10 @@ public final class InferenceService: Service, Sendable {
         self.modelName = modelName
         self.logger = logger
         format = InternLM2ChatFormat(tokenizer: tokenizer)
-        actionTokenIDs = Set(["<|action_start|>", "<|action_end|>", "<|plugin|>", "<|interpreter|>"].compactMap {
-            tokenizer.specialTokenID($0)
-        })
+        actionTokenIDs = Set(
+            ["<|action_start|>", "<|action_end|>", "<|plugin|>", "<|interpreter|>"].compactMap {
+                tokenizer.specialTokenID($0)
+            })
     }
 
     public var plan: MemoryPlan { scheduler.plan }
@@ -73,8 +74,10 @@ public final class InferenceService: Service, Sendable {
         switch request.toolChoice {
         case .required: forced = [.special("<|action_start|>"), .special("<|plugin|>"), .text("\n")]
         case .function(let name):
-            forced = [.special("<|action_start|>"), .special("<|plugin|>"),
-                      .text("\n{\"name\": \(JSONValue.string(name).pythonJSON), \"parameters\": ")]
+            forced = [
+                .special("<|action_start|>"), .special("<|plugin|>"),
+                .text("\n{\"name\": \(JSONValue.string(name).pythonJSON), \"parameters\": "),
+            ]
         case .none, .auto: break
         }
         segments += forced
@@ -89,8 +92,9 @@ public final class InferenceService: Service, Sendable {
         let scheduled = ScheduledRequest(
             prompt: prompt, parameters: parameters, topLogprobs: request.sampling.logprobs ? request.sampling.topLogprobs : nil,
             namedSpecialTokens: tools.isEmpty ? [] : actionTokenIDs)
-        return Prepared(scheduled: scheduled, n: request.sampling.n, forcedPrefix: InternLM2ChatFormat.text(of: forced),
-                        parsesToolCalls: !tools.isEmpty)
+        return Prepared(
+            scheduled: scheduled, n: request.sampling.n, forcedPrefix: InternLM2ChatFormat.text(of: forced),
+            parsesToolCalls: !tools.isEmpty)
     }
 
     func prepare(completion request: CompletionRequest) throws(OpenAIError) -> Prepared {
@@ -100,8 +104,9 @@ public final class InferenceService: Service, Sendable {
         case .text(let text): prompt = tokenizer.encode(text, addBOS: true, parseSpecialTokens: true)
         case .ids(let ids):
             if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= tokenizer.vocabularySize }) {
-                throw .invalidRequest("'prompt[\(bad)]' is \(ids[bad]), outside the vocabulary (0..<\(tokenizer.vocabularySize)).",
-                                      param: "prompt[\(bad)]", code: "invalid_value")
+                throw .invalidRequest(
+                    "'prompt[\(bad)]' is \(ids[bad]), outside the vocabulary (0..<\(tokenizer.vocabularySize)).",
+                    param: "prompt[\(bad)]", code: "invalid_value")
             }
             prompt = ids
         }
@@ -110,8 +115,9 @@ public final class InferenceService: Service, Sendable {
         }
         var parameters = try generationParameters(for: request.sampling, promptTokens: prompt.count)
         parameters.stopTokenIDs = request.sampling.ignoreEOS ? [] : Set([tokenizer.eosTokenID].compactMap { $0 })
-        let scheduled = ScheduledRequest(prompt: prompt, parameters: parameters,
-                                         topLogprobs: request.sampling.logprobs ? request.sampling.topLogprobs : nil)
+        let scheduled = ScheduledRequest(
+            prompt: prompt, parameters: parameters,
+            topLogprobs: request.sampling.logprobs ? request.sampling.topLogprobs : nil)
         return Prepared(scheduled: scheduled, n: request.sampling.n, forcedPrefix: "", parsesToolCalls: false)
     }
 
@@ -156,8 +162,10 @@ public final class InferenceService: Service, Sendable {
                 switch error {
                 case .queueFull: throw .queueFull(error.description)
                 case .exceedsKVBudget: throw .invalidRequest(error.description, param: "max_tokens", code: "context_length_exceeded")
-                case .shuttingDown: throw OpenAIError(status: .serviceUnavailable, message: error.description, type: "server_error",
-                                                      code: "shutting_down")
+                case .shuttingDown:
+                    throw OpenAIError(
+                        status: .serviceUnavailable, message: error.description, type: "server_error",
+                        code: "shutting_down")
                 }
             }
         }

@@ -1,8 +1,8 @@
+import Foundation
 // Every failure the server reports, in OpenAI's error shape: an HTTP status and
 // `{"error": {"message", "type", "param", "code"}}` (https://platform.openai.com/docs/guides/error-codes).
 // Follows Hummingbird's `HTTPError`: a value that is both the thrown error and its own response.
 public import Hummingbird
-import Foundation
 import NIOCore
 
 /// An error response in OpenAI's shape.
@@ -31,8 +31,9 @@ public struct OpenAIError: HTTPResponseError, Equatable, CustomStringConvertible
     }
 
     public static func modelNotFound(_ name: String, available: String) -> OpenAIError {
-        OpenAIError(status: .notFound, message: "The model '\(name)' does not exist; this server serves '\(available)'.",
-                    type: "invalid_request_error", param: "model", code: "model_not_found")
+        OpenAIError(
+            status: .notFound, message: "The model '\(name)' does not exist; this server serves '\(available)'.",
+            type: "invalid_request_error", param: "model", code: "model_not_found")
     }
 
     public static let invalidAPIKey = OpenAIError(
@@ -44,8 +45,9 @@ public struct OpenAIError: HTTPResponseError, Equatable, CustomStringConvertible
     }
 
     public static func bodyTooLarge(limit: Int) -> OpenAIError {
-        OpenAIError(status: .contentTooLarge, message: "The request body is larger than \(limit) bytes.",
-                    type: "invalid_request_error", code: "request_too_large")
+        OpenAIError(
+            status: .contentTooLarge, message: "The request body is larger than \(limit) bytes.",
+            type: "invalid_request_error", code: "request_too_large")
     }
 
     public static func notFound(path: String) -> OpenAIError {

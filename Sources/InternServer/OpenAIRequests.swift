@@ -97,8 +97,9 @@ struct Fields {
         guard let v = value(key) else { return nil }
         guard case .number(let text) = v, let d = Double(text), d.isFinite else { throw wrongType(key, "a number") }
         guard range.contains(d) else {
-            throw .invalidRequest("'\(key)' is \(text); it must be between \(range.lowerBound) and \(range.upperBound).", param: key,
-                                  code: "invalid_value")
+            throw .invalidRequest(
+                "'\(key)' is \(text); it must be between \(range.lowerBound) and \(range.upperBound).", param: key,
+                code: "invalid_value")
         }
         return d
     }
@@ -110,8 +111,9 @@ struct Fields {
             throw wrongType(key, "an integer")
         }
         guard range.contains(i) else {
-            throw .invalidRequest("'\(key)' is \(i); it must be between \(range.lowerBound) and \(range.upperBound).", param: key,
-                                  code: "invalid_value")
+            throw .invalidRequest(
+                "'\(key)' is \(i); it must be between \(range.lowerBound) and \(range.upperBound).", param: key,
+                code: "invalid_value")
         }
         return i
     }
@@ -158,8 +160,9 @@ struct Fields {
             do {
                 s.includeUsage = try nested.bool("include_usage") ?? false
             } catch {
-                throw .invalidRequest("'stream_options.include_usage' must be a boolean.", param: "stream_options.include_usage",
-                                      code: "invalid_type")
+                throw .invalidRequest(
+                    "'stream_options.include_usage' must be a boolean.", param: "stream_options.include_usage",
+                    code: "invalid_type")
             }
         }
         return s
@@ -210,13 +213,15 @@ extension ChatCompletionRequest {
         case let choice? where choice["function"]?["name"]?.stringValue != nil:
             let name = choice["function"]!["name"]!.stringValue!
             guard tools.contains(where: { $0.name == name }) else {
-                throw .invalidRequest("'tool_choice' names the function '\(name)', which is not in 'tools'.",
-                                      param: "tool_choice.function.name", code: "invalid_value")
+                throw .invalidRequest(
+                    "'tool_choice' names the function '\(name)', which is not in 'tools'.",
+                    param: "tool_choice.function.name", code: "invalid_value")
             }
             toolChoice = .function(name)
         default:
-            throw .invalidRequest("'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}.",
-                                  param: "tool_choice", code: "invalid_value")
+            throw .invalidRequest(
+                "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}.",
+                param: "tool_choice", code: "invalid_value")
         }
         if toolChoice != .none && tools.isEmpty {
             throw .invalidRequest("'tool_choice' is set but 'tools' is empty.", param: "tool_choice", code: "invalid_value")
@@ -246,8 +251,9 @@ extension CompletionRequest {
                 var ids: [Int32] = []
                 for (i, item) in items.enumerated() {
                     guard case .number(let text) = item, let id = Int32(text) else {
-                        throw .invalidRequest("'prompt[\(i)]' must be a token id (one prompt per request is supported).",
-                                              param: "prompt[\(i)]", code: "invalid_type")
+                        throw .invalidRequest(
+                            "'prompt[\(i)]' must be a token id (one prompt per request is supported).",
+                            param: "prompt[\(i)]", code: "invalid_type")
                     }
                     ids.append(id)
                 }

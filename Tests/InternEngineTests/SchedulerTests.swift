@@ -45,8 +45,9 @@ func waitUntil(_ condition: () -> Bool) async throws {
 
     func makeScheduler(maxBatch: Int = 16, kvBudgetTokens: Int? = nil, onStep: (@Sendable (Int, SchedulerStats) -> Void)? = nil) throws -> Scheduler {
         let model = try InternLM2Model(directory: schedulerFixture, threadCount: 2)
-        let plan = MemoryPlan(model: model, weightsBytes: 0, maxBatch: maxBatch,
-                              kvBudgetBytes: kvBudgetTokens.map { $0 * model.kvCacheLayers * model.kvCacheRowSize * 8 })
+        let plan = MemoryPlan(
+            model: model, weightsBytes: 0, maxBatch: maxBatch,
+            kvBudgetBytes: kvBudgetTokens.map { $0 * model.kvCacheLayers * model.kvCacheRowSize * 8 })
         let scheduler = Scheduler(model: model, tokenizer: Self.tokenizer, plan: plan, onStep: onStep)
         scheduler.start()
         return scheduler
@@ -69,8 +70,12 @@ func waitUntil(_ condition: () -> Bool) async throws {
         // The same request amid 8 others of other lengths and seeds, all in flight together.
         let crowd = try await withThrowingTaskGroup(of: (Int, Collected).self) { group in
             for i in 0..<9 {
-                let r = i == 4 ? probe : request(prompt: [1] + (0..<(3 + i * 2)).map { Int32(50 + $0 * 7 + i) }, seed: UInt64(100 + i),
-                                                 maxTokens: 12 + i * 3)
+                let r =
+                    i == 4
+                    ? probe
+                    : request(
+                        prompt: [1] + (0..<(3 + i * 2)).map { Int32(50 + $0 * 7 + i) }, seed: UInt64(100 + i),
+                        maxTokens: 12 + i * 3)
                 let stream = try scheduler.submit(r)
                 group.addTask { (i, try await collect(stream)) }
             }

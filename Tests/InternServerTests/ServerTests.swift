@@ -15,15 +15,17 @@ import Logging
 import NIOCore
 import Testing
 
-let tokenizer = try! SentencePieceTokenizer(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Assets/internlm2/tokenizer.model"))
+let tokenizer = try! SentencePieceTokenizer(
+    contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Assets/internlm2/tokenizer.model"))
 
 func special(_ name: String) -> Int32 { tokenizer.specialTokenID(name)! }
 
 /// What the scripted model says, as ids (the final stop token included).
 enum Script {
     static let text = tokenizer.encode("Hello there, friend. Bye now.") + [special("<|im_end|>")]
-    static let toolCall = [special("<|action_start|>"), special("<|plugin|>")]
+    static let toolCall =
+        [special("<|action_start|>"), special("<|plugin|>")]
         + tokenizer.encode("\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"days\": 2}}") + [special("<|action_end|>")]
     static let answer = tokenizer.encode("It is sunny in Paris.") + [special("<|im_end|>")]
     /// The text a script shows (stop token left out).
@@ -60,7 +62,9 @@ final class ScriptedChatModel: LanguageModel, @unchecked Sendable {
         cache.commit(tokens.count)
         let history = (0..<cache.count).map { Int32(cache.keys(layer: 0)[$0]) }
         let decoded = (0..<cache.count).filter { cache.values(layer: 0)[$0] == 0 }.count
-        let script = history.contains(special("<|action_end|>")) ? Script.answer
+        let script =
+            history.contains(special("<|action_end|>"))
+            ? Script.answer
             : history.contains(special("<|plugin|>")) ? Script.toolCall : Script.text
         for i in 0..<vocabularySize { logits[i] = 0 }
         // 50 against 92543 zeros: the script's token even at temperature 1 (OpenAI's default).
@@ -95,8 +99,9 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
 
 extension TestClientProtocol {
     func post(_ uri: String, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
-        try await execute(uri: uri, method: .post, headers: headers.isEmpty ? [.contentType: "application/json"] : headers,
-                          body: ByteBuffer(string: body))
+        try await execute(
+            uri: uri, method: .post, headers: headers.isEmpty ? [.contentType: "application/json"] : headers,
+            body: ByteBuffer(string: body))
     }
 }
 
@@ -119,7 +124,8 @@ func errorObject(_ response: TestResponse) throws -> [String: Any] {
 }
 
 let userHello = #"{"model": "tiny", "messages": [{"role": "user", "content": "Hi!"}]"#
-let weatherTools = #"[{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}]"#
+let weatherTools =
+    #"[{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}]"#
 
 func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throws -> Int {
     try InternLM2ChatFormat(tokenizer: tokenizer).promptIDs(for: messages, tools: tools).count
@@ -149,10 +155,12 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             #expect(metrics.status == .ok)
             let text = String(buffer: metrics.body)
-            for name in ["intern_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1", "intern_prompt_tokens_total",
-                         "intern_completion_tokens_total \(Script.text.count - 1)", "intern_time_to_first_token_seconds_bucket",
-                         "intern_inter_token_latency_seconds_bucket", "intern_batch_size_bucket", "intern_queue_depth 0.0",
-                         "intern_active_sequences 0.0", "intern_kv_reserved_tokens 0.0", "intern_kv_budget_tokens", "intern_weights_bytes"] {
+            for name in [
+                "intern_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1", "intern_prompt_tokens_total",
+                "intern_completion_tokens_total \(Script.text.count - 1)", "intern_time_to_first_token_seconds_bucket",
+                "intern_inter_token_latency_seconds_bucket", "intern_batch_size_bucket", "intern_queue_depth 0.0",
+                "intern_active_sequences 0.0", "intern_kv_reserved_tokens 0.0", "intern_kv_budget_tokens", "intern_weights_bytes",
+            ] {
                 #expect(text.contains(name), "/metrics lacks \(name)")
             }
         }
@@ -260,7 +268,10 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
     @Test func toolCallRoundTrip() async throws {
         try await TestServer().test { client in
             // 1. tools declared → the model calls get_weather.
-            let first = try json(try await client.post("/v1/chat/completions", #"{"model": "tiny", "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": "# + weatherTools + "}").body)
+            let first = try json(
+                try await client.post(
+                    "/v1/chat/completions", #"{"model": "tiny", "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": "# + weatherTools + "}"
+                ).body)
             let choice = try #require((first["choices"] as? [[String: Any]])?.first)
             #expect(choice["finish_reason"] as? String == "tool_calls")
             let message = try #require(choice["message"] as? [String: Any])
@@ -276,7 +287,9 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
             #expect((first["usage"] as? [String: Int])?["prompt_tokens"] == (try promptCount([.user("Weather in Paris?")], tools: tools)))
             // 2. the call and its result go back; the tool message becomes the environment role.
             let id = try #require(calls[0]["id"] as? String)
-            let second = try await client.post("/v1/chat/completions", #"""
+            let second = try await client.post(
+                "/v1/chat/completions",
+                #"""
                 {"model": "tiny", "tools": \#(weatherTools), "messages": [
                   {"role": "user", "content": "Weather in Paris?"},
                   {"role": "assistant", "content": null, "tool_calls": [{"id": "\#(id)", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"days\": 2}"}}]},
@@ -298,7 +311,9 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
 
     @Test func toolCallsStreamAsDeltas() async throws {
         try await TestServer().test { client in
-            let response = try await client.post("/v1/chat/completions", #"{"model": "tiny", "stream": true, "messages": [{"role": "user", "content": "Weather?"}], "tools": "# + weatherTools + "}")
+            let response = try await client.post(
+                "/v1/chat/completions",
+                #"{"model": "tiny", "stream": true, "messages": [{"role": "user", "content": "Weather?"}], "tools": "# + weatherTools + "}")
             let chunks = try events(response.body).dropLast().map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
             let choices = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first }
             let calls = choices.compactMap { ($0["delta"] as? [String: Any])?["tool_calls"] as? [[String: Any]] }.flatMap { $0 }
@@ -334,29 +349,39 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
 }
 
 @Suite struct ErrorTests {
-    @Test(arguments: [
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}"#, "invalid_json", nil),
-        (#"[1, 2]"#, "invalid_json", nil),
-        (#"{"messages": [{"role": "user", "content": "Hi"}]}"#, "missing_field", "model"),
-        (#"{"model": "tiny"}"#, "missing_field", "messages"),
-        (#"{"model": "tiny", "messages": "Hi"}"#, "invalid_type", "messages"),
-        (#"{"model": "tiny", "messages": []}"#, "invalid_value", "messages"),
-        (#"{"model": "tiny", "messages": [{"role": "robot", "content": "Hi"}]}"#, "invalid_value", "messages[0].role"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": 5}]}"#, "invalid_value", "messages[0].content"),
-        (#"{"model": 7, "messages": [{"role": "user", "content": "Hi"}]}"#, "invalid_type", "model"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "temperature": "hot"}"#, "invalid_type", "temperature"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "temperature": 3}"#, "invalid_value", "temperature"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1.5}"#, "invalid_type", "max_tokens"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": -1}"#, "invalid_value", "max_tokens"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stop": [1]}"#, "invalid_type", "stop[0]"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": "yes"}"#, "invalid_type", "stream"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "n": 0}"#, "invalid_value", "n"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}"#, "invalid_value", "top_logprobs"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream_options": {"include_usage": 1}}"#, "invalid_type", "stream_options.include_usage"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {}}]}"#, "invalid_value", "tools[0].function.name"),
-        (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "tool_choice": "auto"}"#, "invalid_value", "tool_choice"),
-        (#"{"model": "tiny", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]}"#, "invalid_value", "messages[0].tool_calls[0].function.arguments"),
-    ] as [(String, String, String?)])
+    @Test(
+        arguments: [
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}"#, "invalid_json", nil),
+            (#"[1, 2]"#, "invalid_json", nil),
+            (#"{"messages": [{"role": "user", "content": "Hi"}]}"#, "missing_field", "model"),
+            (#"{"model": "tiny"}"#, "missing_field", "messages"),
+            (#"{"model": "tiny", "messages": "Hi"}"#, "invalid_type", "messages"),
+            (#"{"model": "tiny", "messages": []}"#, "invalid_value", "messages"),
+            (#"{"model": "tiny", "messages": [{"role": "robot", "content": "Hi"}]}"#, "invalid_value", "messages[0].role"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": 5}]}"#, "invalid_value", "messages[0].content"),
+            (#"{"model": 7, "messages": [{"role": "user", "content": "Hi"}]}"#, "invalid_type", "model"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "temperature": "hot"}"#, "invalid_type", "temperature"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "temperature": 3}"#, "invalid_value", "temperature"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1.5}"#, "invalid_type", "max_tokens"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": -1}"#, "invalid_value", "max_tokens"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stop": [1]}"#, "invalid_type", "stop[0]"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": "yes"}"#, "invalid_type", "stream"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "n": 0}"#, "invalid_value", "n"),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}"#, "invalid_value", "top_logprobs"),
+            (
+                #"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream_options": {"include_usage": 1}}"#, "invalid_type",
+                "stream_options.include_usage"
+            ),
+            (
+                #"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function", "function": {}}]}"#, "invalid_value",
+                "tools[0].function.name"
+            ),
+            (#"{"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "tool_choice": "auto"}"#, "invalid_value", "tool_choice"),
+            (
+                #"{"model": "tiny", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]}"#, "invalid_value",
+                "messages[0].tool_calls[0].function.arguments"
+            ),
+        ] as [(String, String, String?)])
     func malformedChatRequestIs400NamingTheField(body: String, code: String, param: String?) async throws {
         try await TestServer().test { client in
             let response = try await client.post("/v1/chat/completions", body)
@@ -370,8 +395,10 @@ func promptCount(_ messages: [ChatMessage], tools: [ToolDeclaration] = []) throw
 
     @Test func completionsPromptErrorsNameTheField() async throws {
         try await TestServer().test { client in
-            for (body, param) in [(#"{"model": "tiny"}"#, "prompt"), (#"{"model": "tiny", "prompt": {"a": 1}}"#, "prompt"),
-                                  (#"{"model": "tiny", "prompt": [1, "x"]}"#, "prompt[1]"), (#"{"model": "tiny", "prompt": [1, 99999999]}"#, "prompt[1]")] {
+            for (body, param) in [
+                (#"{"model": "tiny"}"#, "prompt"), (#"{"model": "tiny", "prompt": {"a": 1}}"#, "prompt"),
+                (#"{"model": "tiny", "prompt": [1, "x"]}"#, "prompt[1]"), (#"{"model": "tiny", "prompt": [1, 99999999]}"#, "prompt[1]"),
+            ] {
                 let response = try await client.post("/v1/completions", body)
                 #expect(response.status == .badRequest)
                 #expect(try errorObject(response)["param"] as? String == param, "\(body)")

@@ -29,8 +29,9 @@ public struct ChatCompletionsController<Context: RequestContext>: Sendable {
         let header = ResponseHeader(id: id, created: Int(Date().timeIntervalSince1970), model: service.modelName)
         if chat.sampling.stream {
             return eventStream { write in
-                try await streamChat(streams, prepared: prepared, includeUsage: chat.sampling.includeUsage, header: header,
-                                     arrival: arrival, write: write)
+                try await streamChat(
+                    streams, prepared: prepared, includeUsage: chat.sampling.includeUsage, header: header,
+                    arrival: arrival, write: write)
             }
         }
         return try jsonResponse(try await completeChat(streams, prepared: prepared, header: header, arrival: arrival))
@@ -59,14 +60,16 @@ public struct ChatCompletionsController<Context: RequestContext>: Sendable {
         let choices = outputs.indices.map { i in
             ChatChoice(
                 index: i,
-                message: ChatMessageDTO(content: outputs[i].content.isEmpty && !outputs[i].toolCalls.isEmpty ? nil : outputs[i].content,
-                                        toolCalls: outputs[i].toolCalls.isEmpty ? nil : outputs[i].toolCalls),
+                message: ChatMessageDTO(
+                    content: outputs[i].content.isEmpty && !outputs[i].toolCalls.isEmpty ? nil : outputs[i].content,
+                    toolCalls: outputs[i].toolCalls.isEmpty ? nil : outputs[i].toolCalls),
                 logprobs: prepared.scheduled.topLogprobs == nil ? nil : ChatLogprobs(content: logprobs[i]),
                 finishReason: finishReason(infos[i], toolCalls: !outputs[i].toolCalls.isEmpty))
         }
         let completion = infos.reduce(0) { $0 + ($1?.completionTokens ?? 0) }
-        return ChatCompletion(id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint,
-                              choices: choices, usage: Usage(prompt: prepared.scheduled.prompt.count, completion: completion))
+        return ChatCompletion(
+            id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint,
+            choices: choices, usage: Usage(prompt: prepared.scheduled.prompt.count, completion: completion))
     }
 
     private func streamChat(
@@ -75,8 +78,9 @@ public struct ChatCompletionsController<Context: RequestContext>: Sendable {
     ) async throws {
         /// With include_usage every chunk has `usage` (null until the last one); without, none has.
         func chunk(_ choices: [ChatChunkChoice], usage: Usage? = nil) -> ChatCompletionChunk {
-            ChatCompletionChunk(id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint,
-                                choices: choices, usage: includeUsage ? .some(usage) : .none)
+            ChatCompletionChunk(
+                id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint,
+                choices: choices, usage: includeUsage ? .some(usage) : .none)
         }
         var outputs = (0..<streams.count).map {
             ChatChoiceOutput(parsesToolCalls: prepared.parsesToolCalls, forcedPrefix: prepared.forcedPrefix, callPrefix: "call_\(header.id.suffix(12))_\($0)_")
@@ -96,19 +100,25 @@ public struct ChatCompletionsController<Context: RequestContext>: Sendable {
                 if !content.isEmpty || !calls.isEmpty {
                     let logprobs = wantsLogprobs ? ChatLogprobs(content: pendingLogprobs[index]) : nil
                     pendingLogprobs[index].removeAll()
-                    try await write(chunk([ChatChunkChoice(
-                        index: index,
-                        delta: ChatDelta(content: content.isEmpty ? nil : content, toolCalls: calls.isEmpty ? nil : calls),
-                        logprobs: logprobs)]))
+                    try await write(
+                        chunk([
+                            ChatChunkChoice(
+                                index: index,
+                                delta: ChatDelta(content: content.isEmpty ? nil : content, toolCalls: calls.isEmpty ? nil : calls),
+                                logprobs: logprobs)
+                        ]))
                 }
             case .done(let info):
                 completionTokens += info.completionTokens
                 let (content, calls) = outputs[index].finish()
                 let logprobs = wantsLogprobs ? ChatLogprobs(content: pendingLogprobs[index]) : nil
-                try await write(chunk([ChatChunkChoice(
-                    index: index,
-                    delta: ChatDelta(content: content.isEmpty ? nil : content, toolCalls: calls.isEmpty ? nil : calls),
-                    logprobs: logprobs, finishReason: finishReason(info, toolCalls: !outputs[index].toolCalls.isEmpty))]))
+                try await write(
+                    chunk([
+                        ChatChunkChoice(
+                            index: index,
+                            delta: ChatDelta(content: content.isEmpty ? nil : content, toolCalls: calls.isEmpty ? nil : calls),
+                            logprobs: logprobs, finishReason: finishReason(info, toolCalls: !outputs[index].toolCalls.isEmpty))
+                    ]))
             }
         }
         if includeUsage {

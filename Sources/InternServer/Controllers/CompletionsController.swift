@@ -22,8 +22,9 @@ public struct CompletionsController<Context: RequestContext>: Sendable {
         let completion = try CompletionRequest(json: json)
         let prepared = try service.prepare(completion: completion)
         let streams = try service.submit(prepared)
-        let header = ResponseHeader(id: "cmpl-\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))",
-                                    created: Int(Date().timeIntervalSince1970), model: service.modelName)
+        let header = ResponseHeader(
+            id: "cmpl-\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))",
+            created: Int(Date().timeIntervalSince1970), model: service.modelName)
         let echo = completion.echo ? ((try? service.tokenizer.decode(prepared.scheduled.prompt, rendering: .skip)) ?? "") : ""
         let tokenizer = service.tokenizer
         let wantsLogprobs = prepared.scheduled.topLogprobs != nil
@@ -42,8 +43,9 @@ public struct CompletionsController<Context: RequestContext>: Sendable {
             let promptCount = prepared.scheduled.prompt.count
             return eventStream { write in
                 func chunk(_ choices: [CompletionChoice], usage: Usage? = nil) -> Completion {
-                    Completion(id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint,
-                               choices: choices, usage: includeUsage ? .some(usage) : .none)
+                    Completion(
+                        id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint,
+                        choices: choices, usage: includeUsage ? .some(usage) : .none)
                 }
                 var offsets = [Int](repeating: echo.utf8.count, count: streams.count)
                 var completionTokens = 0
@@ -81,8 +83,9 @@ public struct CompletionsController<Context: RequestContext>: Sendable {
             CompletionChoice(index: $0, text: texts[$0], logprobs: logprobs(entries[$0]), finishReason: finishReason(infos[$0], toolCalls: false))
         }
         let completionTokens = infos.reduce(0) { $0 + ($1?.completionTokens ?? 0) }
-        return try jsonResponse(Completion(
-            id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint, choices: choices,
-            usage: .some(Usage(prompt: prepared.scheduled.prompt.count, completion: completionTokens))))
+        return try jsonResponse(
+            Completion(
+                id: header.id, created: header.created, model: header.model, systemFingerprint: header.fingerprint, choices: choices,
+                usage: .some(Usage(prompt: prepared.scheduled.prompt.count, completion: completionTokens))))
     }
 }

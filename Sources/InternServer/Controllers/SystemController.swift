@@ -36,7 +36,8 @@ public struct SystemController<Context: RequestContext>: Sendable {
 
     @Sendable func metrics(request: Request, context: Context) async throws -> Response {
         let text = service.metrics.exposition(service.scheduler.stats)
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
