@@ -7,6 +7,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The hot loops are compiled with -O in debug builds too, so that `swift test` and the server's
+/// end-to-end tests run a model at a usable speed (unoptimized generic SIMD code is ~100x slower).
+let optimizedInDebug: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "InternKit",
     platforms: [.macOS(.v14)],
@@ -20,28 +24,50 @@ let package = Package(
         .library(name: "InternEngine", targets: ["InternEngine"]),
         .library(name: "InternEval", targets: ["InternEval"]),
         .library(name: "InternData", targets: ["InternData"]),
+        .library(name: "InternServer", targets: ["InternServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
-        .target(name: "InternKernels", swiftSettings: swiftSettings),
+        .target(name: "InternKernels", swiftSettings: optimizedInDebug),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .target(
-            name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: swiftSettings),
+            name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: optimizedInDebug),
         .target(
             name: "InternEngine",
             dependencies: ["InternModels", "InternCore", "InternKernels", "InternTokenizer"],
-            swiftSettings: swiftSettings
+            swiftSettings: optimizedInDebug
         ),
         .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
         .target(name: "InternEval", dependencies: ["InternEngine", "InternModels"], swiftSettings: swiftSettings),
+        .target(
+            name: "InternServer",
+            dependencies: [
+                "InternChat", "InternEngine", "InternModels", "InternCore", "InternKernels", "InternTokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternEval", "InternData",
+                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternEval", "InternData", "InternServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -62,8 +88,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "InternServerTests",
+            dependencies: [
+                "InternServer", "InternModels", "InternEngine", "InternChat", "InternTokenizer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "InternEngineTests",
-            dependencies: ["InternEngine", "InternModels", "InternCore"],
+            dependencies: ["InternEngine", "InternModels", "InternCore", "InternTokenizer"],
             swiftSettings: swiftSettings
         ),
         .systemLibrary(

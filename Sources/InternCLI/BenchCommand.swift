@@ -5,6 +5,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure InternKit's speed.",
-        subcommands: [BenchTokenizerCommand.self]
+        subcommands: [BenchTokenizerCommand.self, BenchServeCommand.self]
     )
 }

@@ -7,6 +7,12 @@
 // Products are a separate multiply and add, not `addingProduct`: without an FMA target feature that
 // becomes a libm `fmaf` call per lane. Accumulation is f32 in two SIMD8 accumulators per token for instruction-level parallelism; the
 // column tail (< 8) is scalar. No cache blocking yet: that and wider vectors are issue 4's work.
+// Batch invariance: every output element out[t, r] is reduced in one fixed order that depends only on C,
+// never on T, on which group of 4 tokens a row falls in, or on the thread split: even 8-column blocks
+// into accumulator a, odd ones into b, then (a + b).sum(), then the scalar tail in column order. The
+// 4-token path and the 1-token path spell out that same order, so a token's logits are bitwise the same
+// alone or in a batch of any size (the server's continuous batching relies on it; tested in
+// KernelTests `matMulIsBatchInvariant` and InternLM2Tests `batchedDecodeMatchesSingleSequence`).
 // Names: T = tokens, R = rows (output features), C = cols (input features).
 
 /// How a weight matrix's elements are stored.
@@ -159,9 +165,23 @@ private func matMulRows<L: WeightLoader>(
         var t = 0
         while t + 4 <= T {
             let x0 = x + t &* C, x1 = x0 + C, x2 = x1 + C, x3 = x2 + C
+            // Even blocks into a*, odd blocks into b*: the same order as the 1-token loop below.
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
             var c = 0
-            while c < C8 {
+            while c + 16 <= C {
+                let wv = L.load8(w, c), wu = L.load8(w, c &+ 8)
+                a0 = a0 + wv * load8(x0, c)
+                a1 = a1 + wv * load8(x1, c)
+                a2 = a2 + wv * load8(x2, c)
+                a3 = a3 + wv * load8(x3, c)
+                b0 = b0 + wu * load8(x0, c &+ 8)
+                b1 = b1 + wu * load8(x1, c &+ 8)
+                b2 = b2 + wu * load8(x2, c &+ 8)
+                b3 = b3 + wu * load8(x3, c &+ 8)
+                c &+= 16
+            }
+            if c < C8 {
                 let wv = L.load8(w, c)
                 a0 = a0 + wv * load8(x0, c)
                 a1 = a1 + wv * load8(x1, c)
@@ -169,7 +189,7 @@ private func matMulRows<L: WeightLoader>(
                 a3 = a3 + wv * load8(x3, c)
                 c &+= 8
             }
-            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
+            var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()
             while c < C {
                 let wv = L.load1(w, c)
                 s0 += wv * x0[c]

@@ -349,6 +349,94 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         cache.commit(tokens.count)
     }
 
+    /// Batched decode (continuous batching): one new token per sequence, each with its own cache and
+    /// position. Linear layers run as one matMul over the batch rows; RoPE uses each row's position (and,
+    /// with dynamic NTK, the base its own length gives); attention runs per sequence over its own cache.
+    /// Every kernel reduces each row in an order independent of the row count (MatMul.swift's header), so
+    /// row b's logits are bitwise those of `forward([tokens[b]], cache: caches[b])`.
+    public func forwardBatch(
+        _ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>
+    ) throws {
+        guard !tokens.isEmpty else { throw ModelError.emptyInput }
+        precondition(tokens.count == caches.count, "one cache per token")
+        precondition(Set(caches.map { ObjectIdentifier($0) }).count == caches.count, "a cache appears twice in one batch")
+        for id in tokens where id < 0 || Int(id) >= configuration.vocabSize {
+            throw ModelError.tokenOutOfRange(id: id, vocabularySize: configuration.vocabSize)
+        }
+        for cache in caches { try cache.reserve(cache.count + 1) }
+        state.ensureScoreCapacity(caches.map { $0.count + 1 }.max()!, threads: pool.threadCount)
+        var done = 0
+        while done < tokens.count {
+            let count = min(chunkSize, tokens.count - done)
+            forwardRows(UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), caches: Array(caches[done..<(done + count)]),
+                        logits: logits + done * configuration.vocabSize)
+            done += count
+        }
+        for cache in caches { cache.commit(1) }
+    }
+
+    /// Up to `chunkSize` rows of a batched decode step (see `forwardBatch`).
+    private func forwardRows(_ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>) {
+        let c = configuration, s = state
+        let B = tokens.count, hidden = c.hiddenSize, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        let headDim = c.headDim, half = headDim / 2, inter = c.intermediateSize, kvDim = kvHeads * headDim
+        let qkvDim = (heads + 2 * kvHeads) * headDim, eps = Float(c.rmsNormEps)
+        let x = s.x, xb = s.xb, q = s.q, qkv = s.qkv, attn = s.attn, gate = s.gate, up = s.up
+        let positionScale: Float = c.ropeScaling?.type == .linear ? Float(1 / c.ropeScaling!.factor) : 1
+        for (b, id) in tokens.enumerated() {
+            tokEmbeddings.readRow(Int(id), into: x + b * hidden)
+            let position = caches[b].count
+            ropeInverseFrequencies(sequenceLength: position + 1).withUnsafeBufferPointer { inv in
+                ropeCosSin(position: Float(position) * positionScale, inverseFrequencies: inv.baseAddress!,
+                           cos: s.cos + b * half, sin: s.sin + b * half, halfDim: half)
+            }
+        }
+        let rotate = c.ropePairing == .halves ? applyRotaryEmbedding : applyRotaryEmbeddingAdjacentPairs
+        for (l, layer) in layers.enumerated() {
+            for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: layer.attentionNorm, count: hidden, eps: eps) }
+            // Q for every row; K and V into each sequence's own cache row.
+            switch layer.attention.projection {
+            case .fused(let wqkv):
+                matmul(qkv, wqkv, xb, B)
+                for b in 0..<B {
+                    let row = caches[b].count * kvDim
+                    InternLM2Attention.splitQKV(
+                        qkv + b * qkvDim, q: q + b * heads * headDim, k: caches[b].keys(layer: l) + row,
+                        v: caches[b].values(layer: l) + row, heads: heads, kvHeads: kvHeads, headDim: headDim)
+                }
+            case .separate(let wq, let wk, let wv):
+                let k = qkv, v = qkv + B * kvDim
+                matmul(q, wq, xb, B)
+                matmul(k, wk, xb, B)
+                matmul(v, wv, xb, B)
+                for b in 0..<B {
+                    let row = caches[b].count * kvDim
+                    (caches[b].keys(layer: l) + row).update(from: k + b * kvDim, count: kvDim)
+                    (caches[b].values(layer: l) + row).update(from: v + b * kvDim, count: kvDim)
+                }
+            }
+            for b in 0..<B {
+                let keys = caches[b].keys(layer: l), values = caches[b].values(layer: l)
+                let position = caches[b].count, row = position * kvDim
+                let qb = q + b * heads * headDim
+                rotate(qb, heads, headDim, s.cos + b * half, s.sin + b * half)
+                rotate(keys + row, kvHeads, headDim, s.cos + b * half, s.sin + b * half)
+                attention(attn + b * heads * headDim, query: qb, keys: keys, values: values, tokens: 1, startPosition: position,
+                          heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
+            }
+            matmul(xb, layer.attention.wo, attn, B)
+            addInPlace(x, xb, count: B * hidden)
+            for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: layer.ffnNorm, count: hidden, eps: eps) }
+            matmul(gate, layer.feedForward.w1, xb, B)
+            matmul(up, layer.feedForward.w3, xb, B)
+            siluMul(gate, up: up, count: B * inter)
+            matmul(xb, layer.feedForward.w2, gate, B)
+            addInPlace(x, xb, count: B * hidden)
+        }
+        for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: norm, count: hidden, eps: eps) }
+        matmul(logits, output, xb, B)
+    }
+
     /// One chunk of at most `chunkSize` tokens at positions `start...`; logits as `forward` describes.
     private func forwardChunk(
         _ tokens: UnsafeBufferPointer<Int32>, start: Int, cache: any KVCache, frequencies: [Float],

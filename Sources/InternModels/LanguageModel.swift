@@ -18,4 +18,25 @@ public protocol LanguageModel: AnyObject, Sendable {
         _ tokens: UnsafeBufferPointer<Int32>, cache: any KVCache, allLogits: Bool,
         logits: UnsafeMutablePointer<Float>
     ) throws
+
+    /// Batched decode: advances several sequences by one token each in one pass. Row b runs `tokens[b]`
+    /// at position `caches[b].count`, extends `caches[b]` by one, and writes its logits to
+    /// `logits + b * vocabularySize`. Each row's logits must be bitwise those of `forward` with the same
+    /// single token and cache, whatever the other rows are (batch invariance).
+    func forwardBatch(
+        _ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>
+    ) throws
+}
+
+extension LanguageModel {
+    /// One `forward` per row: trivially batch invariant, for models without a batched kernel path.
+    public func forwardBatch(
+        _ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>
+    ) throws {
+        precondition(tokens.count == caches.count, "one cache per token")
+        for b in tokens.indices {
+            try forward(UnsafeBufferPointer(rebasing: tokens[b..<(b + 1)]), cache: caches[b], allLogits: false,
+                        logits: logits + b * vocabularySize)
+        }
+    }
 }

@@ -66,6 +66,30 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         #expect(fast == single, "threaded and single-threaded results differ")
     }
 
+    /// Each token's row of the product is bitwise the same whether the token is multiplied alone or as
+    /// any row of a batch (the 4-token and 1-token loops reduce in one order); continuous batching needs it.
+    @Test(arguments: WeightType.allCases, [7, 8, 16, 33, 100])
+    func matMulIsBatchInvariant(type: WeightType, cols: Int) {
+        let rows = 11, tokens = 9
+        var random = TestRandom(state: UInt64(cols * 31 + rows))
+        let weights = encodeWeights(random.floats(rows * cols), as: type)
+        let input = random.floats(tokens * cols)
+        var batch = [Float](repeating: .nan, count: tokens * rows)
+        weights.withUnsafeBytes { w in
+            matMul(&batch, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols,
+                   pool: Self.pool3)
+            for t in 0..<tokens {
+                var alone = [Float](repeating: .nan, count: rows)
+                Array(input[(t * cols)..<((t + 1) * cols)]).withUnsafeBufferPointer { x in
+                    matMul(&alone, weight: w.baseAddress!, type: type, input: x.baseAddress!, tokens: 1, rows: rows,
+                           cols: cols, pool: nil)
+                }
+                let inBatch = Array(batch[(t * rows)..<((t + 1) * rows)])
+                #expect(alone.map(\.bitPattern) == inBatch.map(\.bitPattern), "token \(t): alone \(alone) vs in batch \(inBatch)")
+            }
+        }
+    }
+
     @Test func weightLoadersDecodeKnownValues() {
         let values: [Float] = [1, -2, 0.5, 3.25, 0, -0.125, 1024, 7, 1.5]
         for type in WeightType.allCases {

@@ -89,6 +89,48 @@ let logitTolerance: Float = 1e-4
         }
     }
 
+    /// Continuous batching's guarantee: sequences of different lengths decoded together in one
+    /// `forwardBatch` get bitwise the logits each gets from `forward` alone, for batch sizes 1 to 7.
+    @Test(arguments: ModelFixtures.all)
+    func batchedDecodeMatchesSingleSequence(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        let vocab = model.vocabularySize
+        for batchSize in [1, 2, 5, 7] {
+            // Row b's prompt: a prefix of the fixture's ids of its own length; then one decode token.
+            let prompts = (0..<batchSize).map { b in Array(reference.ids.prefix(2 + (b * 3) % max(1, reference.ids.count - 2))) }
+            let next = (0..<batchSize).map { b in reference.ids[(b + 1) % reference.ids.count] }
+            var scratch = [Float](repeating: 0, count: vocab)
+            func prefilled(_ prompt: [Int32]) throws -> SimpleKVCache {
+                let cache = SimpleKVCache(model: model)
+                try prompt.withUnsafeBufferPointer { ids in
+                    try scratch.withUnsafeMutableBufferPointer { try model.forward(ids, cache: cache, allLogits: false, logits: $0.baseAddress!) }
+                }
+                return cache
+            }
+            var alone: [[Float]] = []
+            for b in 0..<batchSize {
+                let cache = try prefilled(prompts[b])
+                var out = [Float](repeating: .nan, count: vocab)
+                try [next[b]].withUnsafeBufferPointer { ids in
+                    try out.withUnsafeMutableBufferPointer { try model.forward(ids, cache: cache, allLogits: false, logits: $0.baseAddress!) }
+                }
+                alone.append(out)
+            }
+            let caches = try prompts.map(prefilled)
+            var batched = [Float](repeating: .nan, count: batchSize * vocab)
+            try next.withUnsafeBufferPointer { ids in
+                try batched.withUnsafeMutableBufferPointer { try model.forwardBatch(ids, caches: caches, logits: $0.baseAddress!) }
+            }
+            for b in 0..<batchSize {
+                let row = Array(batched[(b * vocab)..<((b + 1) * vocab)])
+                #expect(row.map(\.bitPattern) == alone[b].map(\.bitPattern),
+                        "\(fixture) batch \(batchSize) row \(b): max |Δ| = \(maxAbsDiff([row], [alone[b]]))")
+                #expect(caches[b].count == prompts[b].count + 1)
+            }
+        }
+    }
+
     @Test func dynamicNTKGrowsTheBaseOnlyBeyondMaxPositions() throws {
         let model = try InternLM2Model(directory: ModelFixtures.directory("dynamic-hd64-f32"), threadCount: 1)
         let c = model.configuration
