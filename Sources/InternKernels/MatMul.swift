@@ -168,15 +168,33 @@ func matMulRows<L: WeightLoader>(
     _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>
 ) {
     let rowBytes = L.rowBytes(C)
+    // Prefill of converted formats: each 4-row tile is widened to f32 once (by the same `load8` the
+    // direct path uses, so the values and the reduction order are identical) and then multiplied into
+    // every token from L1/L2; the buffer is allocated once per call and thread, not per token.
+    let staged = T >= 4 && L.self != F32Loader.self && rows.count >= 4
+    let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: 4 &* C) : nil
+    defer { buffer?.deallocate() }
     var r = rows.lowerBound
     while r &+ 4 <= rows.upperBound {
         let w = weight + r &* rowBytes
-        var t = 0
-        while t &+ 2 <= T {
-            tile4x2(L.self, out + (t &* R &+ r), R, w, rowBytes, x + (t &* C), C)
-            t &+= 2
+        if let buffer {
+            let C8 = C & ~7
+            for i in 0..<4 {
+                let src = w + i &* rowBytes, dst = buffer + i &* C
+                var c = 0
+                while c < C8 {
+                    store8(dst, c, L.load8(src, c))
+                    c &+= 8
+                }
+                while c < C {
+                    dst[c] = L.load1(src, c)
+                    c &+= 1
+                }
+            }
+            tiles(F32Loader.self, out + r, R, UnsafeRawPointer(buffer), C &* 4, x, T, C)
+        } else {
+            tiles(L.self, out + r, R, w, rowBytes, x, T, C)
         }
-        if t < T { tile4x1(L.self, out + (t &* R &+ r), w, rowBytes, x + (t &* C), C) }
         r &+= 4
     }
     while r < rows.upperBound {
@@ -184,6 +202,20 @@ func matMulRows<L: WeightLoader>(
         for t in 0..<T { out[t &* R &+ r] = dot1(L.self, w, x + (t &* C), C) }
         r &+= 1
     }
+}
+
+/// One 4-row tile against all T tokens: token pairs, then a tail token.
+@inline(__always)
+private func tiles<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+    _ x: UnsafePointer<Float>, _ T: Int, _ C: Int
+) {
+    var t = 0
+    while t &+ 2 <= T {
+        tile4x2(L.self, out + t &* R, R, w, rowBytes, x + (t &* C), C)
+        t &+= 2
+    }
+    if t < T { tile4x1(L.self, out + t &* R, w, rowBytes, x + (t &* C), C) }
 }
 
 /// acc + a·b: fused where the target has FMA (see the header).
