@@ -34,11 +34,27 @@ public struct WeightMatrix: @unchecked Sendable {
         self.owner = owner
     }
 
-    /// A safetensors tensor of two dimensions.
-    public init(_ view: TensorView) {
+    /// A safetensors float tensor of one or two dimensions; U8 tensors need `init(_:quantization:cols:)`.
+    public init(_ view: TensorView) throws {
+        guard let type = view.dtype.kernelType else {
+            throw CheckpointError.unsupportedDType(file: view.file, tensor: view.name, dtype: view.dtype.rawValue)
+        }
         self.init(
-            data: view.data, storage: .float(view.dtype.kernelType), rows: view.shape[0],
+            data: view.data, storage: .float(type), rows: view.shape[0],
             cols: view.shape.count > 1 ? view.shape[1] : 1, owner: view.mapping)
+    }
+
+    /// A U8 safetensors tensor of shape (rows, rowBytes) holding `quantization` blocks of `cols` weights
+    /// per row (`intern quantize`'s layout).
+    public init(_ view: TensorView, quantization: BlockQuantization, rows: Int, cols: Int) throws {
+        guard view.dtype == .u8, cols % quantization.blockSize == 0 else {
+            throw CheckpointError.unsupportedDType(file: view.file, tensor: view.name, dtype: view.dtype.rawValue)
+        }
+        let expected = [rows, quantization.rowBytes(cols)]
+        guard view.shape == expected else {
+            throw CheckpointError.shapeMismatch(file: view.file, tensor: view.name, expected: expected, actual: view.shape)
+        }
+        self.init(data: view.data, storage: .quantized(quantization), rows: rows, cols: cols, owner: view.mapping)
     }
 
     /// Bytes the matrix occupies.
