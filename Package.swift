@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
 // InternKit: a Swift-native toolkit for the InternLM2 family. Layout and habits: ../shared/STYLE.md.
+import Foundation
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -10,6 +11,23 @@ let swiftSettings: [SwiftSetting] = [
 /// The hot loops are compiled with -O in debug builds too, so that `swift test` and the server's
 /// end-to-end tests run a model at a usable speed (unoptimized generic SIMD code is ~100x slower).
 let optimizedInDebug: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+// The kernels are compiled for the CPU's wide vectors where the host allows it. Swift on Linux x86-64
+// targets baseline x86-64 (SSE2, no FMA): SIMD8<Float> becomes two SSE ops and `addingProduct` a libm
+// call. So on x86-64 Linux hosts InternKernels is built with `-target-cpu haswell` (AVX2, FMA, F16C,
+// BMI2: Intel since 2013, every AMD Zen) and the compilation condition INTERNKIT_FMA, which switches
+// the kernels to fused multiply-adds. INTERNKIT_PORTABLE=1 in the environment builds the baseline
+// (portable) path instead. macOS/arm64 needs no flag: NEON and FMA are baseline there.
+#if arch(x86_64)
+    let kernelSettings: [SwiftSetting] =
+        ProcessInfo.processInfo.environment["INTERNKIT_PORTABLE"] == nil
+        ? [
+            .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
+            .define("INTERNKIT_FMA", .when(platforms: [.linux])),
+        ] : []
+#else
+    let kernelSettings: [SwiftSetting] = []
+#endif
 
 let package = Package(
     name: "InternKit",
@@ -37,7 +55,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
-        .target(name: "InternKernels", swiftSettings: optimizedInDebug),
+        .target(name: "InternKernels", swiftSettings: optimizedInDebug + kernelSettings),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .target(
             name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: optimizedInDebug),

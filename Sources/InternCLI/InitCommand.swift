@@ -162,6 +162,7 @@ enum RandomWeights {
             case .f32: bytes.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
             case .bf16: bytes.storeBytes(of: UInt16(truncatingIfNeeded: value.bitPattern >> 16).littleEndian, toByteOffset: i * 2, as: UInt16.self)
             case .f16: bytes.storeBytes(of: Float16(value).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self)
+            case .u8: bytes.storeBytes(of: UInt8(truncatingIfNeeded: state), toByteOffset: i, as: UInt8.self)
             }
         }
     }

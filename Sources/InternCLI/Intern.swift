@@ -9,7 +9,7 @@ struct Intern: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             TokenizeCommand.self, TemplateCommand.self, GenerateCommand.self, ChatCommand.self, LogitsCommand.self,
-            InitCommand.self, PerplexityCommand.self, DataCommand.self, ServeCommand.self, BenchCommand.self,
+            InitCommand.self, PerplexityCommand.self, DataCommand.self, ServeCommand.self, BenchCommand.self, QuantizeCommand.self,
         ]
     )
 }

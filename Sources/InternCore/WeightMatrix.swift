@@ -1,6 +1,7 @@
 // A weight matrix as the model uses it, whatever file it came from: safetensors (f32, f16, bf16) or GGUF
 // (those, or ggml blocks read in place). It keeps its file mapped and dispatches products and row reads
 // to the matching kernel, so the model code does not care how a weight is stored.
+import Foundation
 public import InternKernels
 
 /// How a matrix's elements are stored.
@@ -33,11 +34,27 @@ public struct WeightMatrix: @unchecked Sendable {
         self.owner = owner
     }
 
-    /// A safetensors tensor of two dimensions.
-    public init(_ view: TensorView) {
+    /// A safetensors float tensor of one or two dimensions; U8 tensors need `init(_:quantization:cols:)`.
+    public init(_ view: TensorView) throws {
+        guard let type = view.dtype.kernelType else {
+            throw CheckpointError.unsupportedDType(file: view.file, tensor: view.name, dtype: view.dtype.rawValue)
+        }
         self.init(
-            data: view.data, storage: .float(view.dtype.kernelType), rows: view.shape[0],
+            data: view.data, storage: .float(type), rows: view.shape[0],
             cols: view.shape.count > 1 ? view.shape[1] : 1, owner: view.mapping)
+    }
+
+    /// A U8 safetensors tensor of shape (rows, rowBytes) holding `quantization` blocks of `cols` weights
+    /// per row (`intern quantize`'s layout).
+    public init(_ view: TensorView, quantization: BlockQuantization, rows: Int, cols: Int) throws {
+        guard view.dtype == .u8, cols % quantization.blockSize == 0 else {
+            throw CheckpointError.unsupportedDType(file: view.file, tensor: view.name, dtype: view.dtype.rawValue)
+        }
+        let expected = [rows, quantization.rowBytes(cols)]
+        guard view.shape == expected else {
+            throw CheckpointError.shapeMismatch(file: view.file, tensor: view.name, expected: expected, actual: view.shape)
+        }
+        self.init(data: view.data, storage: .quantized(quantization), rows: rows, cols: cols, owner: view.mapping)
     }
 
     /// Bytes the matrix occupies.
@@ -48,6 +65,15 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// Whether Q8_0/Q4_0 products quantize the activations to 8 bits (`matMulQuantizedInt8`: integer dot
+    /// products, faster, with an activation rounding error) instead of multiplying exact f32 activations.
+    /// On by default where the integer path is vectorized (x86-64 built with AVX2, see Package.swift);
+    /// INTERNKIT_INT8_ACTIVATIONS=0 or 1 in the environment overrides it.
+    public static let int8Activations: Bool = {
+        if let value = ProcessInfo.processInfo.environment["INTERNKIT_INT8_ACTIVATIONS"] { return value == "1" }
+        return int8ActivationsAreVectorized
+    }()
+
     /// out (tokens, rows) = input (tokens, cols) · Wᵀ.
     public func multiply(
         _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
@@ -56,6 +82,8 @@ public struct WeightMatrix: @unchecked Sendable {
     ) {
         switch storage {
         case .float(let t): matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+        case .quantized(let q) where Self.int8Activations && supportsInt8Activations(q):
+            matMulQuantizedInt8(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
         case .quantized(let q):
             matMulQuantized(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
         }

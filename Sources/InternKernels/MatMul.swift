@@ -1,18 +1,18 @@
 // Matrix products against weights stored as f32, f16 or bf16: out[t, r] = sum_c W[r, c] * x[t, c], the
 // PyTorch `nn.Linear` layout (W is (rows, cols) = (out_features, in_features), row-major).
 // Strategy: threaded over output rows (static, even split through ThreadPool; every row is independent,
-// so no reduction between threads). Per row, the weights are converted to f32 in SIMD8<Float> lanes
-// (AVX2 width) and multiplied into up to 4 tokens at once, so each weight load serves 4 dot products
-// during prefill; decode (T = 1) is a plain dot product per row and is bound by weight bandwidth.
-// Products are a separate multiply and add, not `addingProduct`: without an FMA target feature that
-// becomes a libm `fmaf` call per lane. Accumulation is f32 in two SIMD8 accumulators per token for instruction-level parallelism; the
-// column tail (< 8) is scalar. No cache blocking yet: that and wider vectors are issue 4's work.
-// Batch invariance: every output element out[t, r] is reduced in one fixed order that depends only on C,
-// never on T, on which group of 4 tokens a row falls in, or on the thread split: even 8-column blocks
-// into accumulator a, odd ones into b, then (a + b).sum(), then the scalar tail in column order. The
-// 4-token path and the 1-token path spell out that same order, so a token's logits are bitwise the same
-// alone or in a batch of any size (the server's continuous batching relies on it; tested in
-// KernelTests `matMulIsBatchInvariant` and InternLM2Tests `batchedDecodeMatchesSingleSequence`).
+// so no reduction between threads). Rows go in tiles of 4 and tokens in pairs: a 4×2 register tile of
+// SIMD8<Float> accumulators (8 of the 16 AVX2 registers) loads each weight vector once for 2 tokens
+// and each activation vector once for 4 rows; decode (T = 1) runs 4×1 tiles, four independent FMA chains
+// over four weight streams, so it is bound by weight bandwidth. Weights are widened to f32 in registers
+// (bf16: shift; f16: integer rebias), never copied.
+// Reduction order (fixed, independent of T and of the tiling): every output has exactly one SIMD8
+// accumulator that adds w·x over the columns in steps of 8 in ascending order, then `sum()` of its lanes,
+// then the scalar column tail (< 8) in ascending order. So a token's result does not depend on how many
+// tokens share the call, nor on which tile computed it (batched decode relies on this).
+// With INTERNKIT_FMA (x86-64 built for Haswell, see Package.swift) or on arm64 the products are fused
+// multiply-adds; on the portable x86-64 path they are a separate multiply and add, since `addingProduct`
+// without the FMA feature becomes a libm `fmaf` call per lane.
 // Names: T = tokens, R = rows (output features), C = cols (input features).
 
 /// How a weight matrix's elements are stored.
@@ -33,7 +33,10 @@ public enum WeightType: String, Sendable, CaseIterable {
 /// Loads weight elements as f32; one conforming type per storage format, so the loops specialize.
 @usableFromInline
 protocol WeightLoader {
+    /// Bytes per element (float formats); quantized loaders override `rowBytes` instead.
     static var stride: Int { get }
+    /// Bytes of a row of `cols` elements.
+    static func rowBytes(_ cols: Int) -> Int
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float>
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float
 }
@@ -86,6 +89,11 @@ enum F16Loader: WeightLoader {
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
         Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)))
     }
+}
+
+extension WeightLoader {
+    @inline(__always) @usableFromInline
+    static func rowBytes(_ cols: Int) -> Int { cols &* stride }
 }
 
 @inline(__always) @usableFromInline
@@ -155,77 +163,152 @@ public func matMul(
     }
 }
 
-private func matMulRows<L: WeightLoader>(
+func matMulRows<L: WeightLoader>(
     _: L.Type, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: UnsafePointer<Float>,
     _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>
 ) {
-    let C8 = C & ~7
-    for r in rows {
-        let w = weight + r &* C &* L.stride
-        var t = 0
-        while t + 4 <= T {
-            let x0 = x + t &* C, x1 = x0 + C, x2 = x1 + C, x3 = x2 + C
-            // Even blocks into a*, odd blocks into b*: the same order as the 1-token loop below.
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
-            var c = 0
-            while c + 16 <= C {
-                let wv = L.load8(w, c), wu = L.load8(w, c &+ 8)
-                a0 = a0 + wv * load8(x0, c)
-                a1 = a1 + wv * load8(x1, c)
-                a2 = a2 + wv * load8(x2, c)
-                a3 = a3 + wv * load8(x3, c)
-                b0 = b0 + wu * load8(x0, c &+ 8)
-                b1 = b1 + wu * load8(x1, c &+ 8)
-                b2 = b2 + wu * load8(x2, c &+ 8)
-                b3 = b3 + wu * load8(x3, c &+ 8)
-                c &+= 16
+    let rowBytes = L.rowBytes(C)
+    // Prefill of converted formats: each 4-row tile is widened to f32 once (by the same `load8` the
+    // direct path uses, so the values and the reduction order are identical) and then multiplied into
+    // every token from L1/L2; the buffer is allocated once per call and thread, not per token.
+    let staged = T >= 4 && L.self != F32Loader.self && rows.count >= 4
+    let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: 4 &* C) : nil
+    defer { buffer?.deallocate() }
+    var r = rows.lowerBound
+    while r &+ 4 <= rows.upperBound {
+        let w = weight + r &* rowBytes
+        if let buffer {
+            let C8 = C & ~7
+            for i in 0..<4 {
+                let src = w + i &* rowBytes, dst = buffer + i &* C
+                var c = 0
+                while c < C8 {
+                    store8(dst, c, L.load8(src, c))
+                    c &+= 8
+                }
+                while c < C {
+                    dst[c] = L.load1(src, c)
+                    c &+= 1
+                }
             }
-            if c < C8 {
-                let wv = L.load8(w, c)
-                a0 = a0 + wv * load8(x0, c)
-                a1 = a1 + wv * load8(x1, c)
-                a2 = a2 + wv * load8(x2, c)
-                a3 = a3 + wv * load8(x3, c)
-                c &+= 8
-            }
-            var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()
-            while c < C {
-                let wv = L.load1(w, c)
-                s0 += wv * x0[c]
-                s1 += wv * x1[c]
-                s2 += wv * x2[c]
-                s3 += wv * x3[c]
-                c &+= 1
-            }
-            out[t &* R &+ r] = s0
-            out[(t &+ 1) &* R &+ r] = s1
-            out[(t &+ 2) &* R &+ r] = s2
-            out[(t &+ 3) &* R &+ r] = s3
-            t &+= 4
+            tiles(F32Loader.self, out + r, R, UnsafeRawPointer(buffer), C &* 4, x, T, C)
+        } else {
+            tiles(L.self, out + r, R, w, rowBytes, x, T, C)
         }
-        while t < T {
-            let x0 = x + t &* C
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
-            var c = 0
-            while c + 16 <= C {
-                a0 = a0 + L.load8(w, c) * load8(x0, c)
-                a1 = a1 + L.load8(w, c &+ 8) * load8(x0, c &+ 8)
-                c &+= 16
-            }
-            if c < C8 {
-                a0 = a0 + L.load8(w, c) * load8(x0, c)
-                c &+= 8
-            }
-            var s = (a0 + a1).sum()
-            while c < C {
-                s += L.load1(w, c) * x0[c]
-                c &+= 1
-            }
-            out[t &* R &+ r] = s
-            t &+= 1
-        }
+        r &+= 4
     }
+    while r < rows.upperBound {
+        let w = weight + r &* rowBytes
+        for t in 0..<T { out[t &* R &+ r] = dot1(L.self, w, x + (t &* C), C) }
+        r &+= 1
+    }
+}
+
+/// One 4-row tile against all T tokens: token pairs, then a tail token.
+@inline(__always)
+private func tiles<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+    _ x: UnsafePointer<Float>, _ T: Int, _ C: Int
+) {
+    var t = 0
+    while t &+ 2 <= T {
+        tile4x2(L.self, out + t &* R, R, w, rowBytes, x + (t &* C), C)
+        t &+= 2
+    }
+    if t < T { tile4x1(L.self, out + t &* R, w, rowBytes, x + (t &* C), C) }
+}
+
+/// acc + a·b: fused where the target has FMA (see the header).
+@inline(__always) @usableFromInline
+func madd(_ acc: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    #if INTERNKIT_FMA || arch(arm64)
+        acc.addingProduct(a, b)
+    #else
+        acc + a * b
+    #endif
+}
+
+/// The scalar tail of one output: `s` plus w[c]·x[c] for c in `from..<C`, in ascending order.
+@inline(__always)
+private func tail<L: WeightLoader>(_: L.Type, _ s: Float, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ from: Int, _ C: Int) -> Float {
+    var s = s
+    var c = from
+    while c < C {
+        s += L.load1(w, c) * x[c]
+        c &+= 1
+    }
+    return s
+}
+
+/// One output: row `w` · token `x`.
+@inline(__always)
+private func dot1<L: WeightLoader>(_: L.Type, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ C: Int) -> Float {
+    let C8 = C & ~7
+    var a = SIMD8<Float>()
+    var c = 0
+    while c < C8 {
+        a = madd(a, L.load8(w, c), load8(x, c))
+        c &+= 8
+    }
+    return tail(L.self, a.sum(), w, x, C8, C)
+}
+
+/// Four rows (w, w + rowBytes, …) · one token; writes out[0..<4].
+@inline(__always)
+private func tile4x1<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafePointer<Float>, _ C: Int
+) {
+    let C8 = C & ~7
+    let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var c = 0
+    while c < C8 {
+        let xv = load8(x, c)
+        a0 = madd(a0, L.load8(w0, c), xv)
+        a1 = madd(a1, L.load8(w1, c), xv)
+        a2 = madd(a2, L.load8(w2, c), xv)
+        a3 = madd(a3, L.load8(w3, c), xv)
+        c &+= 8
+    }
+    out[0] = tail(L.self, a0.sum(), w0, x, C8, C)
+    out[1] = tail(L.self, a1.sum(), w1, x, C8, C)
+    out[2] = tail(L.self, a2.sum(), w2, x, C8, C)
+    out[3] = tail(L.self, a3.sum(), w3, x, C8, C)
+}
+
+/// Four rows · two tokens (x, x + C); writes out[0..<4] and out[R..<R + 4].
+@inline(__always)
+private func tile4x2<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+    _ x: UnsafePointer<Float>, _ C: Int
+) {
+    let C8 = C & ~7
+    let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes
+    let x0 = x, x1 = x + C
+    var a00 = SIMD8<Float>(), a10 = SIMD8<Float>(), a20 = SIMD8<Float>(), a30 = SIMD8<Float>()
+    var a01 = SIMD8<Float>(), a11 = SIMD8<Float>(), a21 = SIMD8<Float>(), a31 = SIMD8<Float>()
+    var c = 0
+    while c < C8 {
+        let x0v = load8(x0, c), x1v = load8(x1, c)
+        let v0 = L.load8(w0, c), v1 = L.load8(w1, c), v2 = L.load8(w2, c), v3 = L.load8(w3, c)
+        a00 = madd(a00, v0, x0v)
+        a10 = madd(a10, v1, x0v)
+        a20 = madd(a20, v2, x0v)
+        a30 = madd(a30, v3, x0v)
+        a01 = madd(a01, v0, x1v)
+        a11 = madd(a11, v1, x1v)
+        a21 = madd(a21, v2, x1v)
+        a31 = madd(a31, v3, x1v)
+        c &+= 8
+    }
+    out[0] = tail(L.self, a00.sum(), w0, x0, C8, C)
+    out[1] = tail(L.self, a10.sum(), w1, x0, C8, C)
+    out[2] = tail(L.self, a20.sum(), w2, x0, C8, C)
+    out[3] = tail(L.self, a30.sum(), w3, x0, C8, C)
+    out[R] = tail(L.self, a01.sum(), w0, x1, C8, C)
+    out[R &+ 1] = tail(L.self, a11.sum(), w1, x1, C8, C)
+    out[R &+ 2] = tail(L.self, a21.sum(), w2, x1, C8, C)
+    out[R &+ 3] = tail(L.self, a31.sum(), w3, x1, C8, C)
 }
 
 @inline(__always)

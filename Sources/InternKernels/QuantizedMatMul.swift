@@ -6,12 +6,15 @@
 //   Q4_1  32 weights: f16 d, f16 m, u8 q[16]                  w = d·q + m
 //   Q4_K 256 weights: f16 d, f16 dmin, u8 scales[12] (6-bit scale/min per 32), u8 q[128]
 //   Q6_K 256 weights: u8 ql[128], u8 qh[64], i8 scales[16], f16 d
-// Strategy: threaded over output rows like `matMul`. Each block is de-quantized once into a stack buffer
-// (SIMD8 lanes) and then dotted with every token of the call, so prefill pays the unpacking once per
-// block and decode is a dot product per block. Activations stay f32: unlike llama.cpp, which quantizes
-// them to 8 bits for integer dot products, the result is the exact product of the de-quantized weights.
-// Each output is accumulated in the same block order whatever the token count, so a row's result does
-// not depend on how many tokens share the call.
+// Strategy: Q8_0, Q4_0 and Q4_1 (the 32-weight blocks) are `WeightLoader`s: they de-quantize 8 weights at
+// a time straight into a SIMD8<Float> register (scale from the block header), so they run `matMul`'s
+// tiled loops (4 rows × 2 tokens in registers, 4 independent FMA chains for decode) with no buffer in
+// between, and inherit its fixed reduction order (one SIMD8 accumulator per output over ascending
+// columns, then its lane sum): a token's result does not depend on how many tokens share the call.
+// Q4_K and Q6_K de-quantize each 256-weight block once into a stack buffer and dot it with every token
+// of the call; each output is accumulated block by block in ascending order, again independent of T.
+// Activations stay f32: unlike llama.cpp, which quantizes them to 8 bits for integer dot products, the
+// result is the exact product of the de-quantized weights (no activation rounding error).
 
 /// A GGUF block quantization the kernels can read.
 public enum BlockQuantization: String, Sendable, CaseIterable {
@@ -40,8 +43,8 @@ public enum BlockQuantization: String, Sendable, CaseIterable {
     public func rowBytes(_ count: Int) -> Int { count / blockSize * blockBytes }
 }
 
-@inline(__always)
-private func half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
+@inline(__always) @usableFromInline
+func half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
     Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
 
@@ -117,8 +120,8 @@ func dequantizeBlock(_ type: BlockQuantization, _ block: UnsafeRawPointer, _ out
     }
 }
 
-@inline(__always)
-private func floats(_ v: SIMD8<UInt8>) -> SIMD8<Float> {
+@inline(__always) @usableFromInline
+func floats(_ v: SIMD8<UInt8>) -> SIMD8<Float> {
     SIMD8<Float>(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
 }
 
@@ -149,9 +152,9 @@ public func matMulQuantized(
     precondition(cols % type.blockSize == 0, "cols \(cols) is not a multiple of the \(type) block size")
     let body = { (range: Range<Int>, _: Int) in
         switch type {
-        case .q8_0: quantizedRows(.q8_0, out, weight, input, tokens, rows, cols, range)
-        case .q4_0: quantizedRows(.q4_0, out, weight, input, tokens, rows, cols, range)
-        case .q4_1: quantizedRows(.q4_1, out, weight, input, tokens, rows, cols, range)
+        case .q8_0: matMulRows(Q8_0Loader.self, out, weight, input, tokens, rows, cols, range)
+        case .q4_0: matMulRows(Q4_0Loader.self, out, weight, input, tokens, rows, cols, range)
+        case .q4_1: matMulRows(Q4_1Loader.self, out, weight, input, tokens, rows, cols, range)
         case .q4_K: quantizedRows(.q4_K, out, weight, input, tokens, rows, cols, range)
         case .q6_K: quantizedRows(.q6_K, out, weight, input, tokens, rows, cols, range)
         }
@@ -180,14 +183,73 @@ private func quantizedRows(
                     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
                     var c = 0
                     while c < bs {
-                        a0 = a0 + load8(w, c) * load8(xb, c)
-                        a1 = a1 + load8(w, c + 8) * load8(xb, c + 8)
+                        a0 = madd(a0, load8(w, c), load8(xb, c))
+                        a1 = madd(a1, load8(w, c + 8), load8(xb, c + 8))
                         c += 16
                     }
                     out[t * R + r] += (a0 + a1).sum()
                 }
             }
         }
+    }
+}
+
+// MARK: - Block loaders (8 weights of a 32-weight block per load; `index` is a multiple of 8)
+
+@usableFromInline
+enum Q8_0Loader: WeightLoader {
+    @usableFromInline static var stride: Int { 0 }
+    @inline(__always) @usableFromInline
+    static func rowBytes(_ cols: Int) -> Int { (cols &>> 5) &* 34 }
+    @inline(__always) @usableFromInline
+    static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
+        let block = base + (index &>> 5) &* 34
+        let q = block.loadUnaligned(fromByteOffset: 2 &+ (index & 31), as: SIMD8<Int8>.self)
+        return SIMD8<Float>(
+            Float(q[0]), Float(q[1]), Float(q[2]), Float(q[3]), Float(q[4]), Float(q[5]), Float(q[6]), Float(q[7]))
+            * half(block, 0)
+    }
+    @inline(__always) @usableFromInline
+    static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
+        quantizedElementReference(base, type: .q8_0, index: index)
+    }
+}
+
+@usableFromInline
+enum Q4_0Loader: WeightLoader {
+    @usableFromInline static var stride: Int { 0 }
+    @inline(__always) @usableFromInline
+    static func rowBytes(_ cols: Int) -> Int { (cols &>> 5) &* 18 }
+    @inline(__always) @usableFromInline
+    static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
+        let block = base + (index &>> 5) &* 18
+        let g = index & 31
+        let v = block.loadUnaligned(fromByteOffset: 2 &+ (g & 15), as: SIMD8<UInt8>.self)
+        let q = g < 16 ? v & 0xF : v &>> 4
+        return (floats(q) - 8) * half(block, 0)
+    }
+    @inline(__always) @usableFromInline
+    static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
+        quantizedElementReference(base, type: .q4_0, index: index)
+    }
+}
+
+@usableFromInline
+enum Q4_1Loader: WeightLoader {
+    @usableFromInline static var stride: Int { 0 }
+    @inline(__always) @usableFromInline
+    static func rowBytes(_ cols: Int) -> Int { (cols &>> 5) &* 20 }
+    @inline(__always) @usableFromInline
+    static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
+        let block = base + (index &>> 5) &* 20
+        let g = index & 31
+        let v = block.loadUnaligned(fromByteOffset: 4 &+ (g & 15), as: SIMD8<UInt8>.self)
+        let q = g < 16 ? v & 0xF : v &>> 4
+        return madd(SIMD8<Float>(repeating: half(block, 2)), floats(q), SIMD8<Float>(repeating: half(block, 0)))
+    }
+    @inline(__always) @usableFromInline
+    static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
+        quantizedElementReference(base, type: .q4_1, index: index)
     }
 }
 

@@ -5,7 +5,7 @@
 // transformers' LlamaForCausalLM on the same weights (scripts/fixtures/make_model_fixtures.py).
 public import Foundation
 public import InternCore
-import InternKernels
+public import InternKernels
 
 // MARK: - Configuration
 
@@ -58,6 +58,39 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
     public var bias: Bool = false
     public var tieWordEmbeddings: Bool = false
     public var hiddenAct: String = "silu"
+    /// `quantization`: `{"type": "q8_0" | "q4_0", "block_size": 32}` in checkpoints written by `intern
+    /// quantize`: the two-dimensional weights are U8 tensors of ggml blocks (InternKit's own key).
+    public var quantization: Quantization? = nil
+
+    public struct Quantization: Codable, Sendable, Equatable {
+        public var type: BlockQuantization
+        public var blockSize: Int
+        public init(type: BlockQuantization) {
+            self.type = type
+            blockSize = type.blockSize
+        }
+        enum CodingKeys: String, CodingKey { case type, blockSize = "block_size" }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let name = try c.decode(String.self, forKey: .type)
+            guard let type = BlockQuantization(rawValue: name), type == .q8_0 || type == .q4_0 else {
+                throw ConfigError.invalidValue(
+                    file: "config.json", key: "quantization.type", value: "\"\(name)\"", reason: "supported: \"q8_0\", \"q4_0\"")
+            }
+            self.type = type
+            blockSize = try c.decodeIfPresent(Int.self, forKey: .blockSize) ?? type.blockSize
+            guard blockSize == type.blockSize else {
+                throw ConfigError.invalidValue(
+                    file: "config.json", key: "quantization.block_size", value: "\(blockSize)", reason: "\(name) blocks hold \(type.blockSize)")
+            }
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(type.rawValue, forKey: .type)
+            try c.encode(blockSize, forKey: .blockSize)
+        }
+    }
+
     /// Which elements RoPE rotates together. HF checkpoints use halves; GGUF files store Q and K rows
     /// permuted for llama.cpp's adjacent pairs. Not a config.json key.
     public var ropePairing: RopePairing = .halves
@@ -75,6 +108,7 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
         case maxPositionEmbeddings = "max_position_embeddings", rmsNormEps = "rms_norm_eps"
         case ropeTheta = "rope_theta", ropeScaling = "rope_scaling", bias
         case tieWordEmbeddings = "tie_word_embeddings", hiddenAct = "hidden_act"
+        case quantization
     }
 
     public init(
@@ -116,6 +150,7 @@ public struct InternLM2Configuration: Codable, Sendable, Equatable {
         bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? false
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
+        quantization = try c.decodeIfPresent(Quantization.self, forKey: .quantization)
         try validate()
     }
 
@@ -284,8 +319,17 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             }
             return view
         }
-        func matrix(_ name: String) throws -> WeightMatrix { WeightMatrix(try view(name)) }
-        func vector(_ name: String) throws -> [Float] { WeightMatrix(try view(name)).floats() }
+        func matrix(_ name: String) throws -> WeightMatrix {
+            if let q = configuration.quantization?.type, case let expected = names.shapes[name]!, expected.count == 2 {
+                used.insert(name)
+                let view = try checkpoint.tensor(name)
+                if view.dtype == .u8 {
+                    return try WeightMatrix(view, quantization: q, rows: expected[0], cols: expected[1])
+                }
+            }
+            return try WeightMatrix(try view(name))
+        }
+        func vector(_ name: String) throws -> [Float] { try WeightMatrix(try view(name)).floats() }
         let embeddings = try matrix(names.tokEmbeddings)
         let layers = try (0..<configuration.numHiddenLayers).map { l in
             InternLM2Block(

@@ -147,3 +147,32 @@ extension ModelCommandTests {
         #expect(bad.status != 0 && bad.stderr.contains("--system needs --chat"))
     }
 }
+
+extension ModelCommandTests {
+    @Test func quantizeWritesALoadableCheckpointCloseToTheOriginal() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intern-quantize-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = dir.appendingPathComponent("base"), text = dir.appendingPathComponent("text.txt")
+        #expect(try CLIRunner.run(["init", "--preset", "tiny", "--out", base.path, "--dtype", "f32"]).status == 0)
+        try String(repeating: "The quick brown fox jumps over the lazy dog. 今天天气很好。 def f(x): return x + 1\n", count: 2).write(
+            to: text, atomically: true, encoding: .utf8)
+        for (type, bytesPerBlock) in [("q8_0", 34), ("q4_0", 18)] {
+            let out = dir.appendingPathComponent(type)
+            let r = try CLIRunner.run(["quantize", "--model", base.path, "--out", out.path, "--type", type])
+            #expect(r.status == 0, "\(r.stderr)")
+            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any]
+            #expect((config?["quantization"] as? [String: Any])?["type"] as? String == type)
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("tokenizer.model").path))
+            // tiny: hidden 64, so each quantized row of the embedding is 2 blocks.
+            let header = try Data(contentsOf: out.appendingPathComponent("model.safetensors")).prefix(20_000)
+            #expect(String(decoding: header, as: UTF8.self).contains("\"dtype\":\"U8\",\"shape\":[92544,\(2 * bytesPerBlock)]"))
+            let p = try CLIRunner.run(["perplexity", "--model", out.path, "--file", text.path, "--reference", base.path, "--context", "16"])
+            #expect(p.status == 0, "\(p.stderr)")
+            #expect(p.stdout.lowercased().contains("kl"), "\(p.stdout)")
+        }
+        let again = try CLIRunner.run([
+            "quantize", "--model", dir.appendingPathComponent("q8_0").path, "--out", dir.appendingPathComponent("x").path, "--type", "q4_0",
+        ])
+        #expect(again.status != 0 && again.stderr.contains("already quantized"))
+    }
+}

@@ -42,7 +42,7 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
 @Suite struct KernelTests {
     static let pool3 = ThreadPool(threadCount: 3)
 
-    @Test(arguments: WeightType.allCases, [(1, 1, 1), (1, 13, 7), (3, 5, 16), (4, 9, 33), (6, 13, 64), (9, 31, 100)])
+    @Test(arguments: WeightType.allCases, [(1, 1, 1), (1, 13, 7), (3, 5, 16), (4, 9, 33), (6, 13, 64), (9, 31, 100), (5, 22, 259), (2, 8, 8)])
     func matMulMatchesReference(type: WeightType, shape: (Int, Int, Int)) {
         let (tokens, rows, cols) = shape
         var random = TestRandom(state: UInt64(tokens * 1000 + rows * 10 + cols))
@@ -86,6 +86,27 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
                 }
                 let inBatch = Array(batch[(t * rows)..<((t + 1) * rows)])
                 #expect(alone.map(\.bitPattern) == inBatch.map(\.bitPattern), "token \(t): alone \(alone) vs in batch \(inBatch)")
+            }
+        }
+    }
+
+    @Test(arguments: WeightType.allCases)
+    func matMulResultDoesNotDependOnTokenCount(type: WeightType) {
+        // Bit-identical per token whether alone or with others (4-row tiles and tail rows, token pairs and a
+        // tail token, a column tail), as batched decode needs.
+        let tokens = 5, rows = 11, cols = 45
+        var random = TestRandom(state: 99)
+        let weights = encodeWeights(random.floats(rows * cols), as: type)
+        let input = random.floats(tokens * cols)
+        var all = [Float](repeating: .nan, count: tokens * rows)
+        weights.withUnsafeBytes { w in
+            matMul(&all, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: Self.pool3)
+            input.withUnsafeBufferPointer { x in
+                for t in 0..<tokens {
+                    var one = [Float](repeating: .nan, count: rows)
+                    matMul(&one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
+                }
             }
         }
     }

@@ -38,7 +38,7 @@ struct SplitMix64 {
 }
 
 @Suite struct QuantizedMatMulTests {
-    @Test(arguments: BlockQuantization.allCases, [(1, 7), (3, 13), (5, 4)])
+    @Test(arguments: BlockQuantization.allCases, [(1, 7), (3, 13), (5, 4), (2, 9)])
     func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
         let cols = 2 * 256
         let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 42)
@@ -73,20 +73,25 @@ struct SplitMix64 {
         }
     }
 
-    @Test func resultDoesNotDependOnTokenCount() {
-        // A row's output must be bit-identical whether a token is processed alone or with others.
-        let cols = 256, rows = 5
-        let weights = randomBlocks(.q4_K, rows: rows, cols: cols, seed: 9)
+    @Test(arguments: BlockQuantization.allCases)
+    func resultDoesNotDependOnTokenCount(type: BlockQuantization) {
+        // A row's output must be bit-identical whether a token is processed alone or with others: rows 9
+        // (two 4-row tiles and a tail row), tokens 5 (two token pairs and a tail token), threaded.
+        let cols = 256, rows = 9, tokens = 5
+        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 9)
         var rng = SplitMix64(seed: 1)
-        let input = (0..<(4 * cols)).map { _ in rng.nextFloat() }
-        var all = [Float](repeating: 0, count: 4 * rows)
-        var one = [Float](repeating: 0, count: rows)
+        let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
+        var all = [Float](repeating: 0, count: tokens * rows)
+        let pool = ThreadPool(threadCount: 2)
         weights.withUnsafeBytes { w in
-            matMulQuantized(&all, weight: w.baseAddress!, type: .q4_K, input: input, tokens: 4, rows: rows, cols: cols, pool: nil)
+            matMulQuantized(&all, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             input.withUnsafeBufferPointer { x in
-                matMulQuantized(&one, weight: w.baseAddress!, type: .q4_K, input: x.baseAddress! + 2 * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                for t in 0..<tokens {
+                    var one = [Float](repeating: 0, count: rows)
+                    matMulQuantized(&one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
+                }
             }
         }
-        #expect(Array(all[(2 * rows)..<(3 * rows)]) == one)
     }
 }

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Side-by-side CPU inference benchmark: InternKit (`intern bench`) against llama.cpp (`llama-bench`), on the
+# very same weights, same thread count, one after the other, in one run. See BENCHMARKS.md, "CPU inference".
+#
+#   Benchmarks/compare-llamacpp.sh [--shapes "small 1_8b"] [--types "bf16 q8_0 q4_0"] [--threads 2]
+#                                  [--prompt 512] [--gen 128] [--gguf FILE]...
+#
+# 1. Builds llama-bench, llama-quantize, llama-perplexity from the llama-cpp-python PyPI sdist (cached in
+#    .cache/llamacpp; Benchmarks/llamacpp/build-llamacpp.sh).
+# 2. Makes random-weight checkpoints with `intern init --preset SHAPE --dtype bf16` (cached in .cache/bench),
+#    converts each with llama.cpp's convert_hf_to_gguf.py (--outtype bf16) and llama-quantize (Q8_0, Q4_0).
+# 3. Measures the machine's read bandwidth (numpy sums over 512 MiB per thread, in N processes at once).
+# 4. For each model: `llama-bench -p P -n G -t N` then `intern bench --prompt-tokens P --gen-tokens G
+#    --threads N --json`. InternKit runs the bf16 checkpoint directory (its native format; the same values
+#    as the bf16 GGUF) and the q8_0/q4_0 GGUF files themselves (identical weights for both tools).
+# 5. Prints a Markdown table: tokens/s of both, ratios, load seconds, and decode as a fraction of the
+#    bandwidth limit (bytes of weights read per decode token / measured read bandwidth).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+SHAPES="small 1_8b"
+TYPES="bf16 q8_0 q4_0"
+THREADS=2
+PROMPT=512
+GEN=128
+EXTRA=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --shapes) SHAPES="$2"; shift 2 ;;
+        --types) TYPES="$2"; shift 2 ;;
+        --threads) THREADS="$2"; shift 2 ;;
+        --prompt) PROMPT="$2"; shift 2 ;;
+        --gen) GEN="$2"; shift 2 ;;
+        --gguf) EXTRA+=("$2"); shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+CACHE="$ROOT/.cache/bench"
+mkdir -p "$CACHE"
+BIN="$(Benchmarks/llamacpp/build-llamacpp.sh | tail -1)"
+SRC="$(dirname "$(dirname "$BIN")")/src-${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+PY="$ROOT/.cache/llamacpp/venv/bin/python"
+swift build -c release --product intern >&2
+INTERN="$ROOT/.build/release/intern"
+
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) logical), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Read bandwidth: each of THREADS processes sums a 512 MiB float64 array (best of 5); GB/s summed.
+BANDWIDTH=$("$PY" - "$THREADS" <<'PY'
+import sys, time, numpy as np
+from multiprocessing import Pool, Barrier
+n = int(sys.argv[1])
+def run(_):
+    a = np.ones(64 * 1024 * 1024)  # 512 MiB
+    a.sum()
+    best = min((lambda t: (a.sum(), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))
+    return a.nbytes / best / 1e9
+with Pool(n) as p:
+    print(f"{sum(p.map(run, range(n))):.2f}")
+PY
+)
+echo "Read bandwidth ($THREADS processes): $BANDWIDTH GB/s"
+
+# Bytes a decode step reads: every tensor of the GGUF except the token embedding (one row of it is read).
+decode_bytes() {
+    PYTHONPATH="$SRC/gguf-py" "$PY" - "$1" <<'PY'
+import sys
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+print(sum(int(t.n_bytes) for t in r.tensors if t.name != "token_embd.weight" or not any(x.name == "output.weight" for x in r.tensors)))
+PY
+}
+
+llama_run() {  # prints "prefill decode"
+    "$BIN/llama-bench" -m "$1" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r 2 -o json 2>/dev/null | "$PY" -c '
+import json, sys
+rows = json.load(sys.stdin)
+pp = [r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0]
+tg = [r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0]
+print(pp[0] if pp else 0, tg[0] if tg else 0)'
+}
+
+intern_run() {  # prints "prefill decode load rss"
+    "$INTERN" bench --model "$1" --prompt-tokens "$PROMPT" --gen-tokens "$GEN" --threads "$THREADS" --repetitions 2 --json \
+        | "$PY" -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+print(j["prefill_tokens_per_s"], j["decode_tokens_per_s"], j["load_seconds"], j["peak_rss_bytes"])'
+}
+
+ROWS=()
+compare() {  # label, gguf file, InternKit model path
+    local label="$1" gguf="$2" model="$3"
+    read -r lpp ltg < <(llama_run "$gguf")
+    read -r ipp itg iload irss < <(intern_run "$model")
+    local bytes; bytes=$(decode_bytes "$gguf")
+    ROWS+=("$("$PY" -c '
+import sys
+label, lpp, ltg, ipp, itg, iload, irss, nbytes, bw = sys.argv[1:]
+lpp, ltg, ipp, itg, iload, irss, nbytes, bw = map(float, (lpp, ltg, ipp, itg, iload, irss, nbytes, bw))
+limit = bw * 1e9 / nbytes
+print(f"| {label} | {nbytes/1e9:.2f} | {lpp:.1f} | {ipp:.1f} | {ipp/lpp:.2f}x | {ltg:.2f} | {itg:.2f} | {itg/ltg:.2f}x | {limit:.1f} | {ltg/limit:.0%} | {itg/limit:.0%} | {iload:.2f} | {irss/2**20:.0f} |")
+' "$label" "$lpp" "$ltg" "$ipp" "$itg" "$iload" "$irss" "$bytes" "$BANDWIDTH")")
+    echo "${ROWS[-1]}" >&2
+}
+
+for shape in $SHAPES; do
+    dir="$CACHE/$shape-bf16"
+    if [ ! -f "$dir/config.json" ]; then "$INTERN" init --preset "$shape" --out "$dir" --dtype bf16 >&2; fi
+    bf16="$CACHE/$shape.bf16.gguf"
+    if [ ! -f "$bf16" ]; then
+        PYTHONPATH="$SRC/gguf-py" "$PY" "$SRC/convert_hf_to_gguf.py" "$dir" --outtype bf16 --outfile "$bf16" >&2
+    fi
+    for type in $TYPES; do
+        case "$type" in
+            bf16) compare "$shape bf16" "$bf16" "$dir" ;;
+            q8_0 | q4_0)
+                gguf="$CACHE/$shape.$type.gguf"
+                upper=$(echo "$type" | tr a-z A-Z)
+                if [ ! -f "$gguf" ]; then "$BIN/llama-quantize" "$bf16" "$gguf" "$upper" >&2; fi
+                compare "$shape $type" "$gguf" "$gguf" ;;
+            *) echo "unknown type $type" >&2; exit 2 ;;
+        esac
+    done
+done
+for gguf in "${EXTRA[@]}"; do compare "$(basename "$gguf" .gguf)" "$gguf" "$gguf"; done
+
+echo
+echo "threads $THREADS, pp$PROMPT / tg$GEN, read bandwidth $BANDWIDTH GB/s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| model | GB read/token | llama.cpp pp t/s | InternKit pp t/s | pp ratio | llama.cpp tg t/s | InternKit tg t/s | tg ratio | tg limit t/s | llama.cpp % of limit | InternKit % of limit | InternKit load s | InternKit peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for row in "${ROWS[@]}"; do echo "$row"; done

@@ -1,0 +1,80 @@
+import InternKernels
+import Testing
+
+@Suite struct QuantizedInt8Tests {
+    static let types: [BlockQuantization] = [.q8_0, .q4_0]
+
+    @Test(arguments: types, [(1, 7), (3, 13), (5, 9), (2, 4)])
+    func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
+        let cols = 96
+        let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 5)
+        var rng = SplitMix64(seed: 11)
+        let input = (0..<(shape.tokens * cols)).map { _ in rng.nextFloat() }
+        var got = [Float](repeating: .nan, count: shape.tokens * shape.rows)
+        var want = got
+        let pool = ThreadPool(threadCount: 3)
+        weights.withUnsafeBytes { w in
+            matMulQuantizedInt8(&got, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols, pool: pool)
+            matMulQuantizedInt8Reference(&want, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols)
+        }
+        let scale = want.map(abs).max()! + 1
+        let maxDiff = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(maxDiff <= 1e-5 * scale, "\(type) \(shape): max |diff| \(maxDiff)")
+    }
+
+    @Test(arguments: types)
+    func closeToExactActivations(type: BlockQuantization) {
+        // The activation rounding error stays small against the exact product of the same weights.
+        let cols = 256, rows = 6
+        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 8)
+        var rng = SplitMix64(seed: 4)
+        let input = (0..<cols).map { _ in rng.nextFloat() }
+        var int8 = [Float](repeating: .nan, count: rows)
+        var exact = int8
+        weights.withUnsafeBytes { w in
+            matMulQuantizedInt8(&int8, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols, pool: nil)
+            matMulQuantizedReference(&exact, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols)
+        }
+        let scale = exact.map(abs).max()! + 1
+        let maxDiff = zip(int8, exact).map { abs($0 - $1) }.max()!
+        #expect(maxDiff <= 0.02 * scale, "\(type): max |diff| \(maxDiff) of \(scale)")
+        #expect(maxDiff > 0, "\(type): int8 activations should round")
+    }
+
+    @Test(arguments: types)
+    func resultDoesNotDependOnTokenCount(type: BlockQuantization) {
+        let cols = 128, rows = 9, tokens = 5
+        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 2)
+        var rng = SplitMix64(seed: 6)
+        let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
+        var all = [Float](repeating: .nan, count: tokens * rows)
+        let pool = ThreadPool(threadCount: 2)
+        weights.withUnsafeBytes { w in
+            matMulQuantizedInt8(&all, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            input.withUnsafeBufferPointer { x in
+                for t in 0..<tokens {
+                    var one = [Float](repeating: .nan, count: rows)
+                    matMulQuantizedInt8(
+                        &one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
+                }
+            }
+        }
+    }
+
+    @Test func activationQuantizationRoundsWithinHalfAStep() {
+        var rng = SplitMix64(seed: 12)
+        let x = (0..<64).map { i in rng.nextFloat() * Float(i + 1) }
+        var q = [Int8](repeating: 0, count: 64)
+        var scales = [Float](repeating: 0, count: 2)
+        quantizeActivations(x, count: 64, q: &q, scales: &scales)
+        for b in 0..<2 {
+            let block = x[(b * 32)..<(b * 32 + 32)]
+            #expect(scales[b] == block.map(abs).max()! / 127)
+            #expect(q[(b * 32)..<(b * 32 + 32)].map { abs(Int($0)) }.max() == 127)
+            for i in 0..<32 {
+                #expect(abs(Float(q[b * 32 + i]) * scales[b] - x[b * 32 + i]) <= scales[b] / 2 * 1.0001)
+            }
+        }
+    }
+}
