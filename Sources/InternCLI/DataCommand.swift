@@ -9,8 +9,10 @@ struct DataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Pretraining data pipeline: format, clean, dedup, safety, quality, run.",
-        subcommands: [DataFormatCommand.self, DataCleanCommand.self, DataDedupCommand.self, DataSafetyCommand.self,
-                      DataQualityCommand.self, DataRunCommand.self]
+        subcommands: [
+            DataFormatCommand.self, DataCleanCommand.self, DataDedupCommand.self, DataSafetyCommand.self,
+            DataQualityCommand.self, DataRunCommand.self,
+        ]
     )
 }
 
@@ -258,7 +260,8 @@ struct DataDedupCommand: AsyncParsableCommand {
             DataReport.printBad(bad)
             return
         }
-        let report = merge.isEmpty
+        let report =
+            merge.isEmpty
             ? try dedup.run(inputs: io.input, output: io.output, clustersPath: clusters, strict: io.strict, bad: &bad)
             : try dedup.merge(keyFiles: merge, inputs: io.input, output: io.output, clustersPath: clusters, strict: io.strict)
         let seconds = Date().timeIntervalSince(start)
@@ -416,7 +419,8 @@ struct DataQualityTrainCommand: AsyncParsableCommand {
         // The shipped model is trained on everything once the held-out accuracy is known.
         let full = QualityModel.train(positives: pos, negatives: neg, bits: bits, epochs: epochs)
         try full.write(to: model)
-        let text = "quality train: \(pos.count) positive, \(neg.count) negative; held-out accuracy \(correct)/\(held)"
+        let text =
+            "quality train: \(pos.count) positive, \(neg.count) negative; held-out accuracy \(correct)/\(held)"
             + (held > 0 ? String(format: " (%.1f%%)", 100 * Double(correct) / Double(held)) : "") + "; wrote \(model)\n"
         FileHandle.standardError.write(Data(text.utf8))
     }

@@ -1,14 +1,14 @@
+import CZlib
+import CZstd
 // Streaming byte input and output for data files: plain or gzip (any number of concatenated members, as
 // WARC.gz files are written), split into lines or read in exact counts. Output goes to a temporary file
 // that is renamed over the destination only when the writer finishes, so a crash never leaves half a file.
 import Foundation
-import CZlib
-import CZstd
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // MARK: - Sources of bytes
@@ -57,9 +57,9 @@ final class FileByteSource: ByteSource {
 
 @inline(__always) private func Glibc_read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int {
     #if canImport(Glibc)
-    return Glibc.read(fd, p, n)
+        return Glibc.read(fd, p, n)
     #else
-    return Darwin.read(fd, p, n)
+        return Darwin.read(fd, p, n)
     #endif
 }
 
@@ -181,8 +181,9 @@ final class ZstdByteSource: ByteSource {
                 produced = dst.pos
             }
             if ZSTD_isError(rc) != 0 {
-                throw .corrupt(file: inner.path, offset: inner.offset - (input.count - inputStart),
-                               message: "zstd data is damaged (\(String(cString: ZSTD_getErrorName(rc))))")
+                throw .corrupt(
+                    file: inner.path, offset: inner.offset - (input.count - inputStart),
+                    message: "zstd data is damaged (\(String(cString: ZSTD_getErrorName(rc))))")
             }
             inputStart += consumed
             frameOpen = rc != 0
@@ -309,8 +310,9 @@ public final class AtomicWriter {
         if path.hasSuffix(".gz") {
             let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
             s.initialize(to: z_stream())
-            let rc = deflateInit2_(s, compressionLevel, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                                   Int32(MemoryLayout<z_stream>.size))
+            let rc = deflateInit2_(
+                s, compressionLevel, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                Int32(MemoryLayout<z_stream>.size))
             if rc != Z_OK { throw .io(file: path, message: "zlib deflateInit failed (\(rc))") }
             deflater = s
         } else if path.hasSuffix(".zst") {
@@ -353,9 +355,9 @@ public final class AtomicWriter {
         var offset = 0
         while offset < p.count {
             #if canImport(Glibc)
-            let n = Glibc.write(fd, p.baseAddress! + offset, p.count - offset)
+                let n = Glibc.write(fd, p.baseAddress! + offset, p.count - offset)
             #else
-            let n = Darwin.write(fd, p.baseAddress! + offset, p.count - offset)
+                let n = Darwin.write(fd, p.baseAddress! + offset, p.count - offset)
             #endif
             if n < 0 {
                 if errno == EINTR { continue }

@@ -5,9 +5,9 @@
 // (huggingface/datatrove `GopherQualityFilter`, `GopherRepetitionFilter`, `FineWebQualityFilter`).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Thresholds of the cleaning rules; every key can be set in a JSON file (snake_case).
@@ -108,9 +108,10 @@ public struct Cleaner: Sendable {
     public init(config: CleanConfig = CleanConfig()) {
         self.config = config
         stopWordHashes = Self.stopWords.mapValues { Set($0.map(TextStats.wordHash)) }
-        zhStopWords = Set(Self.chineseStopWords.map { c in
-            (TextStats.fnvOffset ^ UInt64(c.unicodeScalars.first!.value)) &* TextStats.fnvPrime
-        })
+        zhStopWords = Set(
+            Self.chineseStopWords.map { c in
+                (TextStats.fnvOffset ^ UInt64(c.unicodeScalars.first!.value)) &* TextStats.fnvPrime
+            })
         phrases = config.boilerplatePhrases.map { Array($0.lowercased().utf8) }
     }
 
@@ -204,7 +205,9 @@ public struct Cleaner: Sendable {
         var k = e - 1
         while k > s && (u[k] & 0xC0) == 0x80 { k -= 1 }
         var v: UInt32 = 0
-        forEachScalar(u, k, e) { x in v = x; return false }
+        forEachScalar(u, k, e) { x in
+            v = x; return false
+        }
         return v
     }
 
@@ -215,9 +218,13 @@ public struct Cleaner: Sendable {
             let c = u[i]
             var v = UInt32(c)
             var len = 1
-            if c >= 0xF0, i + 3 < e { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
-            else if c >= 0xE0, i + 2 < e { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
-            else if c >= 0xC0, i + 1 < e { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+            if c >= 0xF0, i + 3 < e {
+                v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4
+            } else if c >= 0xE0, i + 2 < e {
+                v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3
+            } else if c >= 0xC0, i + 1 < e {
+                v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2
+            }
             i += len
             if !body(v) { return }
         }
@@ -307,7 +314,8 @@ public struct Cleaner: Sendable {
                     for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
                 }
                 if hi - lo <= config.boilerplateMaxLineChars * 4, chars <= config.boilerplateMaxLineChars,
-                   isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch) {
+                    isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
+                {
                     dropped += 1
                     return
                 }

@@ -5,7 +5,8 @@ import Foundation
 enum ConfigLoader {
     /// Decodes `T` from the JSON object `object`, filling missing keys from `T()`'s values.
     static func decode<T: Codable>(_ type: T.Type, defaults: T, object: [String: Any], file: String, path: String = "")
-        throws(DatasetError) -> T {
+        throws(DatasetError) -> T
+    {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let decoder = JSONDecoder()

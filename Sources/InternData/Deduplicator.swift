@@ -87,8 +87,10 @@ public struct Deduplicator: Sendable {
         return (h1, h2)
     }
 
-    func keys(for text: String, tokens: inout [UInt64], shingles: inout [UInt64], hashes32: inout [UInt32],
-              signature: inout [UInt32]) -> DocumentKeys {
+    func keys(
+        for text: String, tokens: inout [UInt64], shingles: inout [UInt64], hashes32: inout [UInt32],
+        signature: inout [UInt32]
+    ) -> DocumentKeys {
         let exact: (UInt64, UInt64)
         switch hasher.scheme {
         case .fast:
@@ -135,7 +137,8 @@ public struct Deduplicator: Sendable {
             var tokens: [UInt64] = [], shingles: [UInt64] = [], hashes32: [UInt32] = [], signature: [UInt32] = []
             let lo = texts.count * c / chunks, hi = texts.count * (c + 1) / chunks
             for k in lo..<hi {
-                (box.value.baseAddress! + k).initialize(to: keys(for: texts[k], tokens: &tokens, shingles: &shingles, hashes32: &hashes32, signature: &signature))
+                (box.value.baseAddress! + k).initialize(
+                    to: keys(for: texts[k], tokens: &tokens, shingles: &shingles, hashes32: &hashes32, signature: &signature))
             }
         }
         let array = Array(results)
@@ -199,7 +202,8 @@ public struct Deduplicator: Sendable {
                             if uf.find(x) == uf.find(y) { joined = true; break }
                             candidates += 1
                             if let sx = keys[x].shingles, let sy = keys[y].shingles,
-                               MinHasher.jaccard(sx, sy) < config.threshold {
+                                MinHasher.jaccard(sx, sy) < config.threshold
+                            {
                                 rejected += 1
                                 continue
                             }
@@ -227,8 +231,10 @@ public struct Deduplicator: Sendable {
 
     /// Deduplicates JSON Lines files into `output`; writes `{"id", "cluster"}` lines for every document in a
     /// cluster of two or more to `clustersPath`.
-    public func run(inputs: [String], output: String, clustersPath: String?, strict: Bool = false,
-                    bad: inout BadInputLog) throws(DatasetError) -> DedupReport {
+    public func run(
+        inputs: [String], output: String, clustersPath: String?, strict: Bool = false,
+        bad: inout BadInputLog
+    ) throws(DatasetError) -> DedupReport {
         if inputs.contains("-") { throw .usage("dedup reads its input twice; give a file, not standard input") }
         let collected = try collectKeys(inputs: inputs, shard: .all, strict: strict, bad: &bad)
         return try finish(collected, inputs: inputs, output: output, clustersPath: clustersPath, strict: strict)
@@ -264,7 +270,8 @@ public struct Deduplicator: Sendable {
 
     /// Clusters collected keys, copies the kept input lines to `output` and writes the clusters.
     func finish(_ collected: CollectedKeys, inputs: [String], output: String, clustersPath: String?, strict: Bool)
-        throws(DatasetError) -> DedupReport {
+        throws(DatasetError) -> DedupReport
+    {
         var report = DedupReport()
         report.lsh = lsh
         let ids = collected.ids, recordLines = collected.recordLines
@@ -331,8 +338,10 @@ extension Deduplicator {
 
     /// Phase 1 on one shard: writes the keys of the shard's documents (band keys, exact hash, id, input line)
     /// to `path`. Every shard must be given the same `inputs` in the same order.
-    public func writeKeys(inputs: [String], shard: Shard, path: String, strict: Bool = false,
-                          bad: inout BadInputLog) throws(DatasetError) -> Int {
+    public func writeKeys(
+        inputs: [String], shard: Shard, path: String, strict: Bool = false,
+        bad: inout BadInputLog
+    ) throws(DatasetError) -> Int {
         let c = try collectKeys(inputs: inputs, shard: shard, strict: strict, bad: &bad)
         var out = Self.keyFileMagic
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
@@ -354,8 +363,10 @@ extension Deduplicator {
 
     /// Phase 2: merges the key files of all shards, clusters globally and writes the kept documents of
     /// `inputs` (the same list the shards read) to `output`.
-    public func merge(keyFiles: [String], inputs: [String], output: String, clustersPath: String?,
-                      strict: Bool = false) throws(DatasetError) -> DedupReport {
+    public func merge(
+        keyFiles: [String], inputs: [String], output: String, clustersPath: String?,
+        strict: Bool = false
+    ) throws(DatasetError) -> DedupReport {
         guard !config.verify else { throw .usage("--verify needs the texts; it is not available when merging key files") }
         var entries: [(line: Int, id: String, keys: DocumentKeys)] = []
         for file in keyFiles {
@@ -373,8 +384,9 @@ extension Deduplicator {
             }
             let bands = Int(try u64()), rows = Int(try u64()), perms = Int(try u64())
             guard bands == lsh.bands, rows == lsh.rows, perms == config.numPerm else {
-                throw .config(file: file, key: "bands/rows/num_perm",
-                              message: "written with \(bands) x \(rows) of \(perms), merging with \(lsh.bands) x \(lsh.rows) of \(config.numPerm)")
+                throw .config(
+                    file: file, key: "bands/rows/num_perm",
+                    message: "written with \(bands) x \(rows) of \(perms), merging with \(lsh.bands) x \(lsh.rows) of \(config.numPerm)")
             }
             let count = Int(try u64())
             for _ in 0..<count {

@@ -25,8 +25,10 @@ public struct Document: Sendable, Equatable {
 
     /// Builds a document from a parsed JSON object whose text is under `textField`. Fields outside the schema
     /// move into `meta`. Throws when the text field is missing or not a string.
-    public init(fields: [(key: String, value: JSONField)], textField: String = "text", idField: String = "id",
-                urlField: String = "url", defaultID: @autoclosure () -> String) throws(JSONLineError) {
+    public init(
+        fields: [(key: String, value: JSONField)], textField: String = "text", idField: String = "id",
+        urlField: String = "url", defaultID: @autoclosure () -> String
+    ) throws(JSONLineError) {
         var text: String?
         var id: String?
         var source = "", lang = "", url = ""

@@ -63,8 +63,10 @@ public struct DocumentFormatter {
     }
 
     /// Reads `path` as `format` (nil: guessed from the name) and calls `sink` per document.
-    public mutating func read(path: String, format: InputFormat? = nil,
-                              sink: (Document) throws(DatasetError) -> Void) throws(DatasetError) {
+    public mutating func read(
+        path: String, format: InputFormat? = nil,
+        sink: (Document) throws(DatasetError) -> Void
+    ) throws(DatasetError) {
         switch format ?? InputFormat.guess(path: path) {
         case .jsonl: try readJSONL(path: path, sink: sink)
         case .text: try readText(path: path, sink: sink)
@@ -92,8 +94,9 @@ public struct DocumentFormatter {
             do {
                 let fields = try JSONLine.parseObject(line)
                 let n = reader.lineNumber
-                doc = try Document(fields: fields, textField: options.textField, idField: options.idField,
-                                   urlField: options.urlField, defaultID: "\(Self.baseName(path)):\(n)")
+                doc = try Document(
+                    fields: fields, textField: options.textField, idField: options.idField,
+                    urlField: options.urlField, defaultID: "\(Self.baseName(path)):\(n)")
             } catch {
                 try fail(.badRecord(file: path, line: reader.lineNumber, message: error.description))
                 continue
@@ -139,8 +142,9 @@ public struct DocumentFormatter {
                 try fail(.badRecord(file: path, line: row.line, message: "\(row.fields.count) columns, the header has \(header.count)"))
                 continue
             }
-            var doc = Document(id: idColumn.map { row.fields[$0] } ?? "\(Self.baseName(path)):\(row.line)",
-                               text: row.fields[textColumn], url: urlColumn.map { row.fields[$0] } ?? "")
+            var doc = Document(
+                id: idColumn.map { row.fields[$0] } ?? "\(Self.baseName(path)):\(row.line)",
+                text: row.fields[textColumn], url: urlColumn.map { row.fields[$0] } ?? "")
             for (k, name) in header.enumerated() where k != textColumn && k != idColumn && k != urlColumn {
                 doc.setMeta(name, raw: JSONWriter.quoted(row.fields[k]))
             }
@@ -171,7 +175,9 @@ public struct DocumentFormatter {
             let startLine = reader.lineNumber
             recordIndex += 1
             guard version.starts(with: Array("WARC/".utf8)) else {
-                try fail(.badRecord(file: path, line: startLine, message: "expected a WARC version line, found \(String(decoding: version.prefix(40), as: UTF8.self))"))
+                try fail(
+                    .badRecord(
+                        file: path, line: startLine, message: "expected a WARC version line, found \(String(decoding: version.prefix(40), as: UTF8.self))"))
                 return
             }
             var headers: [String: String] = [:]
@@ -198,7 +204,8 @@ public struct DocumentFormatter {
                 return
             }
             guard headers["warc-type"] == "response",
-                  headers["content-type"]?.lowercased().hasPrefix("application/http") == true else { continue }
+                headers["content-type"]?.lowercased().hasPrefix("application/http") == true
+            else { continue }
             guard let page = HTTPResponse(block) else {
                 try fail(.badRecord(file: path, line: startLine, message: "WARC record \(recordIndex): unreadable HTTP response"))
                 continue
@@ -319,7 +326,9 @@ public enum CSV {
                 if c == "\"" {
                     if let d = next() {
                         if d == "\"" { field.unicodeScalars.append("\"") } else { inQuotes = false; pending = d }
-                    } else { inQuotes = false }
+                    } else {
+                        inQuotes = false
+                    }
                 } else {
                     if c == "\n" { line += 1 }
                     field.unicodeScalars.append(c)

@@ -59,9 +59,13 @@ public enum HTMLText {
                 var selfClosing = false
                 while j < n {
                     let d = b[j]
-                    if quote != 0 { if d == quote { quote = 0 } }
-                    else if d == 0x22 || d == 0x27 { quote = d }
-                    else if d == UInt8(ascii: ">") { selfClosing = j > 0 && b[j - 1] == UInt8(ascii: "/"); break }
+                    if quote != 0 {
+                        if d == quote { quote = 0 }
+                    } else if d == 0x22 || d == 0x27 {
+                        quote = d
+                    } else if d == UInt8(ascii: ">") {
+                        selfClosing = j > 0 && b[j - 1] == UInt8(ascii: "/"); break
+                    }
                     j += 1
                 }
                 i = min(n, j + 1)
@@ -193,9 +197,13 @@ public enum HTMLText {
             while j < b.count, digits < 8 {
                 let c = b[j]
                 let d: UInt32
-                if c >= 0x30 && c <= 0x39 { d = UInt32(c - 0x30) }
-                else if hex, (c | 0x20) >= 0x61, (c | 0x20) <= 0x66 { d = UInt32((c | 0x20) - 0x61 + 10) }
-                else { break }
+                if c >= 0x30 && c <= 0x39 {
+                    d = UInt32(c - 0x30)
+                } else if hex, (c | 0x20) >= 0x61, (c | 0x20) <= 0x66 {
+                    d = UInt32((c | 0x20) - 0x61 + 10)
+                } else {
+                    break
+                }
                 v = v * (hex ? 16 : 10) + d
                 digits += 1
                 j += 1

@@ -4,12 +4,27 @@
 
 public enum LanguageTagger {
     static let stopWords: [(lang: String, words: Set<String>)] = [
-        ("en", ["the", "and", "of", "to", "in", "is", "that", "for", "it", "with", "as", "was", "on", "are", "you",
-                "this", "be", "by", "have", "not", "or", "from", "at", "but", "they", "which", "we", "an", "were", "has"]),
-        ("de", ["der", "die", "und", "den", "das", "ist", "nicht", "mit", "sich", "des", "auf", "für", "ein", "eine",
-                "dem", "im", "zu", "von", "sie", "wir", "ich", "auch", "es", "werden", "oder", "bei", "aus", "wie", "nach", "sind"]),
-        ("fr", ["le", "la", "les", "et", "des", "est", "une", "du", "que", "pour", "dans", "qui", "pas", "sur", "au",
-                "avec", "ce", "sont", "par", "plus", "nous", "vous", "il", "elle", "mais", "ou", "aux", "ses", "leur", "cette"]),
+        (
+            "en",
+            [
+                "the", "and", "of", "to", "in", "is", "that", "for", "it", "with", "as", "was", "on", "are", "you",
+                "this", "be", "by", "have", "not", "or", "from", "at", "but", "they", "which", "we", "an", "were", "has",
+            ]
+        ),
+        (
+            "de",
+            [
+                "der", "die", "und", "den", "das", "ist", "nicht", "mit", "sich", "des", "auf", "für", "ein", "eine",
+                "dem", "im", "zu", "von", "sie", "wir", "ich", "auch", "es", "werden", "oder", "bei", "aus", "wie", "nach", "sind",
+            ]
+        ),
+        (
+            "fr",
+            [
+                "le", "la", "les", "et", "des", "est", "une", "du", "que", "pour", "dans", "qui", "pas", "sur", "au",
+                "avec", "ce", "sont", "par", "plus", "nous", "vous", "il", "elle", "mais", "ou", "aux", "ses", "leur", "cette",
+            ]
+        ),
     ]
 
     static let codeKeywords: [String] = [
@@ -26,17 +41,27 @@ public enum LanguageTagger {
             if seen > 20_000 { break }
             let v = s.value
             if v < 0x80 {
-                if (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) { letters += 1; total += 1 }
-                else if v == 0x7B || v == 0x7D || v == 0x3B || v == 0x3D || v == 0x28 || v == 0x29 || v == 0x5B || v == 0x5D
-                    || v == 0x3C || v == 0x3E || v == 0x24 || v == 0x5F { codeSymbols += 1; total += 1 }
-                else if v > 0x20 { total += 1 }
+                if (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) {
+                    letters += 1; total += 1
+                } else if v == 0x7B || v == 0x7D || v == 0x3B || v == 0x3D || v == 0x28 || v == 0x29 || v == 0x5B || v == 0x5D
+                    || v == 0x3C || v == 0x3E || v == 0x24 || v == 0x5F
+                {
+                    codeSymbols += 1; total += 1
+                } else if v > 0x20 {
+                    total += 1
+                }
                 continue
             }
             total += 1
-            if isHan(v) { han += 1 }
-            else if (0x3040...0x30FF).contains(v) { kana += 1 }
-            else if (0xAC00...0xD7AF).contains(v) { hangul += 1 }
-            else if (0xC0...0x24F).contains(v) || s.properties.isAlphabetic { letters += 1 }
+            if isHan(v) {
+                han += 1
+            } else if (0x3040...0x30FF).contains(v) {
+                kana += 1
+            } else if (0xAC00...0xD7AF).contains(v) {
+                hangul += 1
+            } else if (0xC0...0x24F).contains(v) || s.properties.isAlphabetic {
+                letters += 1
+            }
         }
         guard total > 0 else { return "other" }
         if han > 0 && Double(han) >= 0.2 * Double(han + letters + kana + hangul) && kana < han / 4 { return "zh" }

@@ -72,9 +72,13 @@ public struct MinHasher: Sendable {
                 let c = u[i]
                 var v = UInt32(c)
                 var len = 1
-                if c >= 0xF0, i + 3 < n { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
-                else if c >= 0xE0, i + 2 < n { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
-                else if c >= 0xC0, i + 1 < n { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+                if c >= 0xF0, i + 3 < n {
+                    v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4
+                } else if c >= 0xE0, i + 2 < n {
+                    v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3
+                } else if c >= 0xC0, i + 1 < n {
+                    v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2
+                }
                 let single = v >= 0x3040 && (LanguageTagger.isHan(v) || (v >= 0x3040 && v <= 0x30FF) || (v >= 0xAC00 && v <= 0xD7AF))
                 if single {
                     if start >= 0 { ranges.append(start..<i); start = -1 }
@@ -249,10 +253,15 @@ public struct MinHasher: Sendable {
                 }
                 var v: UInt32
                 var len: Int
-                if c >= 0xF0, i + 3 < n { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
-                else if c >= 0xE0, i + 2 < n { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
-                else if c >= 0xC0, i + 1 < n { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
-                else { v = 0xFFFD; len = 1 }
+                if c >= 0xF0, i + 3 < n {
+                    v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4
+                } else if c >= 0xE0, i + 2 < n {
+                    v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3
+                } else if c >= 0xC0, i + 1 < n {
+                    v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2
+                } else {
+                    v = 0xFFFD; len = 1
+                }
                 i += len
                 let single = LanguageTagger.isHan(v) || (v >= 0x3040 && v <= 0x30FF) || (v >= 0xAC00 && v <= 0xD7AF)
                 if single {
@@ -429,8 +438,10 @@ public struct LSHParameters: Sendable, Equatable, CustomStringConvertible {
     /// The bands and rows (b·r ≤ numPerm) that minimise the weighted false-positive and false-negative areas
     /// under the S-curve 1-(1-s^r)^b, as datasketch's `_optimal_param` does (datasketch/lsh.py, with
     /// scipy's quad replaced by composite Simpson integration).
-    public static func optimal(threshold: Double, numPerm: Int, falsePositiveWeight: Double = 0.5,
-                               falseNegativeWeight: Double = 0.5) -> LSHParameters {
+    public static func optimal(
+        threshold: Double, numPerm: Int, falsePositiveWeight: Double = 0.5,
+        falseNegativeWeight: Double = 0.5
+    ) -> LSHParameters {
         var best = LSHParameters(bands: 1, rows: 1)
         var minError = Double.infinity
         for b in 1...numPerm {

@@ -45,7 +45,9 @@ public struct PipelineConfig: Codable, Sendable {
                 default: config.quality = try ConfigLoader.decode(QualityConfig.self, defaults: QualityConfig(), object: o, file: path, path: "quality.")
                 }
             default:
-                throw .config(file: path, key: key, message: "unknown key (known: inputs, output, stages, text_field, report, samples_per_stage, clean, dedup, safety, quality)")
+                throw .config(
+                    file: path, key: key,
+                    message: "unknown key (known: inputs, output, stages, text_field, report, samples_per_stage, clean, dedup, safety, quality)")
             }
         }
         let known: Set<String> = ["format", "normalize", "clean", "dedup", "safety", "quality"]
@@ -124,15 +126,17 @@ public struct Pipeline {
         let phase1 = dedupIndex == nil ? config.output : work + "/phase1.jsonl"
         let phase1Report = work + "/phase1.report.json"
         if resume, dedupIndex != nil, let saved = try? JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: URL(fileURLWithPath: phase1Report))),
-           FileManager.default.fileExists(atPath: phase1) {
+            FileManager.default.fileExists(atPath: phase1)
+        {
             report = saved
         } else {
-            var formatter = DocumentFormatter(options: {
-                var o = FormatOptions()
-                o.textField = config.textField
-                o.strict = strict
-                return o
-            }())
+            var formatter = DocumentFormatter(
+                options: {
+                    var o = FormatOptions()
+                    o.textField = config.textField
+                    o.strict = strict
+                    return o
+                }())
             var formatStats = StageStats(stage: "format")
             // One input file's documents at a time (the formatter pushes them); popped from `head`.
             var buffer: [Document] = []
@@ -247,7 +251,8 @@ extension PipelineReport {
         var out = "| stage | docs in | docs out | MB in | MB out | removed (by rule) |\n|---|---:|---:|---:|---:|---|\n"
         for s in stages {
             let removed = s.removed.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            out += "| \(s.stage) | \(s.documentsIn) | \(s.documentsOut) | \(String(format: "%.2f", Double(s.bytesIn) / 1e6)) | \(String(format: "%.2f", Double(s.bytesOut) / 1e6)) | \(removed) |\n"
+            out +=
+                "| \(s.stage) | \(s.documentsIn) | \(s.documentsOut) | \(String(format: "%.2f", Double(s.bytesIn) / 1e6)) | \(String(format: "%.2f", Double(s.bytesOut) / 1e6)) | \(removed) |\n"
         }
         return out
     }

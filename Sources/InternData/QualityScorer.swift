@@ -69,8 +69,10 @@ public struct QualityModel: Sendable, Equatable {
     // MARK: Training
 
     /// Trains by SGD on logistic loss with L2 regularisation; examples are shuffled with a fixed seed.
-    public static func train(positives: [String], negatives: [String], bits: Int = 18, epochs: Int = 8,
-                             learningRate: Float = 0.5, l2: Float = 1e-6, seed: UInt64 = 1) -> QualityModel {
+    public static func train(
+        positives: [String], negatives: [String], bits: Int = 18, epochs: Int = 8,
+        learningRate: Float = 0.5, l2: Float = 1e-6, seed: UInt64 = 1
+    ) -> QualityModel {
         var model = QualityModel(bits: bits)
         var examples: [([(Int, Float)], Float)] = positives.map { (model.features($0), 1) } + negatives.map { (model.features($0), 0) }
         var rng = SplitMix64(seed: seed)

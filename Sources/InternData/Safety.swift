@@ -91,8 +91,9 @@ public struct SafetyFilter: DocumentFilter {
             candidates.append(dir.path)
             dir.deleteLastPathComponent()
         }
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path)
+        candidates.append(
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().path)
         for base in candidates {
             let en = base + "/" + relative + "/en", zh = base + "/" + relative + "/zh"
             if FileManager.default.fileExists(atPath: en) && FileManager.default.fileExists(atPath: zh) { return [en, zh] }
@@ -236,7 +237,8 @@ public enum PIIMasker {
             while e > i + 1 && (b[e - 1] == 0x2E || b[e - 1] == 0x2D) { e -= 1 }
             let domain = b[(i + 1)..<e]
             if s < i, let dot = domain.lastIndex(of: 0x2E), dot > i + 1, e - dot - 1 >= 2,
-               b[(dot + 1)..<e].allSatisfy(isAlpha), ranges.last.map({ $0.upperBound <= s }) ?? true {
+                b[(dot + 1)..<e].allSatisfy(isAlpha), ranges.last.map({ $0.upperBound <= s }) ?? true
+            {
                 ranges.append(s..<e)
                 i = e
             } else {
@@ -320,7 +322,8 @@ public enum PIIMasker {
             if e < b.count && (isAlpha(b[e]) || isDigit(b[e])) { valid = false }
             let plus = c == 0x2B
             let chineseMobile = groups.count == 1 && digits == 11 && b[i] == 0x31 && (0x33...0x39).contains(b[i + 1])
-            let grouped = (10...13).contains(digits) && groups.count >= 2 && groups.dropFirst().allSatisfy { $0 >= 2 }
+            let grouped =
+                (10...13).contains(digits) && groups.count >= 2 && groups.dropFirst().allSatisfy { $0 >= 2 }
                 && (groups.last ?? 0) >= 3 && (plus || separators >= 2 || groups.count >= 3)
             if valid && (chineseMobile || grouped) && ranges.last.map({ $0.upperBound <= i }) ?? true {
                 ranges.append(i..<e)

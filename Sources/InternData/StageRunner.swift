@@ -110,7 +110,8 @@ public struct StageRunner {
 
     /// Runs the chain over `next()` until it returns nil; returns one `StageStats` per filter.
     public mutating func run(next: () throws(DatasetError) -> Document?, write: (Document) throws(DatasetError) -> Void)
-        throws(DatasetError) -> [StageStats] {
+        throws(DatasetError) -> [StageStats]
+    {
         var stats = filters.map { StageStats(stage: $0.stageName) }
         var rng = SplitMix64(seed: seed)
         var removedSeen = [Int](repeating: 0, count: filters.count)

@@ -22,12 +22,12 @@ struct TextStats {
     var wordLengths: [Int32] = []
     var words = 0
     var alphaWords = 0
-    var symbolTokens = 0     // "#" words and ellipses (Gopher's symbol-to-word ratio)
+    var symbolTokens = 0  // "#" words and ellipses (Gopher's symbol-to-word ratio)
     var stopWordHits = 0
     var hanChars = 0
     var chars = 0
     var nonPrintable = 0
-    var wordChars = 0        // sum of word core lengths
+    var wordChars = 0  // sum of word core lengths
 
     static let latinPunctuationEnd: Set<UInt32> = [0x2E, 0x21, 0x3F, 0x22, 0x27, 0x2019, 0x201D, 0x3A, 0x29]
     static let chinesePunctuationEnd: Set<UInt32> = [
@@ -71,7 +71,7 @@ struct TextStats {
         var wordLen = 0
         var wordHasAlpha = false
         var inWord = false
-        var pendingPunct = 0   // trailing punctuation inside a whitespace token (not part of the core)
+        var pendingPunct = 0  // trailing punctuation inside a whitespace token (not part of the core)
         var tokenAllDots = true
 
         func endWord() {
@@ -102,8 +102,10 @@ struct TextStats {
             let isEllipsis = trimmedEnd == 0x2026 || (lastScalars.0 == 0x2E && lastScalars.1 == 0x2E && lastScalars.2 == 0x2E)
             let punct = chinese ? Self.chinesePunctuationEnd.contains(trimmedEnd) : Self.latinPunctuationEnd.contains(trimmedEnd)
             if lineChars > 0 {
-                lines.append(Line(chars: lineChars, words: lineWords, endsWithPunctuation: punct,
-                                  isBullet: Self.bulletStarts.contains(firstScalar), endsWithEllipsis: isEllipsis, hash: lineHash))
+                lines.append(
+                    Line(
+                        chars: lineChars, words: lineWords, endsWithPunctuation: punct,
+                        isBullet: Self.bulletStarts.contains(firstScalar), endsWithEllipsis: isEllipsis, hash: lineHash))
                 paraHash = (paraHash ^ lineHash) &* Self.fnvPrime
                 paraChars += lineChars
             } else if paraChars > 0 {
@@ -124,9 +126,13 @@ struct TextStats {
             var v = UInt32(c)
             var len = 1
             if c >= 0x80 {
-                if c >= 0xF0, i + 3 < n { v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4 }
-                else if c >= 0xE0, i + 2 < n { v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3 }
-                else if c >= 0xC0, i + 1 < n { v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2 }
+                if c >= 0xF0, i + 3 < n {
+                    v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4
+                } else if c >= 0xE0, i + 2 < n {
+                    v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3
+                } else if c >= 0xC0, i + 1 < n {
+                    v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2
+                }
             }
             i += len
             if v == 0x0A { endLine(); continue }

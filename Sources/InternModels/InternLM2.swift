@@ -412,8 +412,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         var done = 0
         while done < tokens.count {
             let count = min(chunkSize, tokens.count - done)
-            forwardRows(UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), caches: Array(caches[done..<(done + count)]),
-                        logits: logits + done * configuration.vocabSize)
+            forwardRows(
+                UnsafeBufferPointer(rebasing: tokens[done..<(done + count)]), caches: Array(caches[done..<(done + count)]),
+                logits: logits + done * configuration.vocabSize)
             done += count
         }
         for cache in caches { cache.commit(1) }
@@ -431,8 +432,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             tokEmbeddings.readRow(Int(id), into: x + b * hidden)
             let position = caches[b].count
             ropeInverseFrequencies(sequenceLength: position + 1).withUnsafeBufferPointer { inv in
-                ropeCosSin(position: Float(position) * positionScale, inverseFrequencies: inv.baseAddress!,
-                           cos: s.cos + b * half, sin: s.sin + b * half, halfDim: half)
+                ropeCosSin(
+                    position: Float(position) * positionScale, inverseFrequencies: inv.baseAddress!,
+                    cos: s.cos + b * half, sin: s.sin + b * half, halfDim: half)
             }
         }
         let rotate = c.ropePairing == .halves ? applyRotaryEmbedding : applyRotaryEmbeddingAdjacentPairs
@@ -465,8 +467,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                 let qb = q + b * heads * headDim
                 rotate(qb, heads, headDim, s.cos + b * half, s.sin + b * half)
                 rotate(keys + row, kvHeads, headDim, s.cos + b * half, s.sin + b * half)
-                attention(attn + b * heads * headDim, query: qb, keys: keys, values: values, tokens: 1, startPosition: position,
-                          heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
+                attention(
+                    attn + b * heads * headDim, query: qb, keys: keys, values: values, tokens: 1, startPosition: position,
+                    heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             }
             matmul(xb, layer.attention.wo, attn, B)
             addInPlace(x, xb, count: B * hidden)

@@ -35,8 +35,9 @@ extension LanguageModel {
     ) throws {
         precondition(tokens.count == caches.count, "one cache per token")
         for b in tokens.indices {
-            try forward(UnsafeBufferPointer(rebasing: tokens[b..<(b + 1)]), cache: caches[b], allLogits: false,
-                        logits: logits + b * vocabularySize)
+            try forward(
+                UnsafeBufferPointer(rebasing: tokens[b..<(b + 1)]), cache: caches[b], allLogits: false,
+                logits: logits + b * vocabularySize)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import InternData
 
 /// Every rule on a crafted document that it must remove, next to the untouched base text that it keeps.
@@ -61,7 +62,8 @@ struct CleanRuleTests {
             "Gardeners plant tulips along narrow paths near stone walls.",
         ].joined(separator: "\n")
         #expect(rule(noStop, lang: "en") == "stop_words")
-        let zhNoStop = String(repeating: "春天花园鲜花盛开，蜜蜂飞舞，阳光温暖，微风轻拂。\n", count: 1)
+        let zhNoStop =
+            String(repeating: "春天花园鲜花盛开，蜜蜂飞舞，阳光温暖，微风轻拂。\n", count: 1)
             + "城市街道车辆穿行，商店明亮，行人匆忙，夜晚灯火辉煌。\n"
             + "山区村庄空气清新，溪水潺潺，农民耕种，收获丰富粮食。\n"
             + "海边沙滩游客漫步，海浪拍岸，渔船归港，夕阳染红天空。\n"
@@ -74,7 +76,8 @@ struct CleanRuleTests {
         let a = base[0]
         let paragraphs = [a, base[1...6].joined(separator: "\n"), a, a].joined(separator: "\n\n")
         #expect(rule(paragraphs) == "dup_paragraphs")
-        let longLine = "Across the valley, farmers who had planted barley in the spring now watched anxiously as the clouds gathered, "
+        let longLine =
+            "Across the valley, farmers who had planted barley in the spring now watched anxiously as the clouds gathered, "
             + "wondering whether the harvest would survive another week of heavy rain, since the granaries were nearly empty "
             + "and the merchants from the coast had already raised their prices twice this season alone."
         #expect(rule((base + [longLine, longLine]).joined(separator: "\n")) == "dup_line_chars")
@@ -86,8 +89,10 @@ struct CleanRuleTests {
     }
 
     @Test func topNgramRepetition() {
-        let words = ["river", "market", "window", "garden", "silver", "morning", "harbour", "letter", "bridge", "winter",
-                     "candle", "forest", "meadow", "thunder", "village", "lantern"]
+        let words = [
+            "river", "market", "window", "garden", "silver", "morning", "harbour", "letter", "bridge", "winter",
+            "candle", "forest", "meadow", "thunder", "village", "lantern",
+        ]
         let lines = (0..<8).map { k in
             "the green apple " + (0..<4).map { j in words[(k * 4 + j) % words.count] + "\(k)\(j) green apple" }.joined(separator: " ") + " and more."
         }

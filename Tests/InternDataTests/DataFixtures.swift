@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import InternData
 
 /// Fixture paths (found from this file's path) and scratch files for the data-pipeline tests.

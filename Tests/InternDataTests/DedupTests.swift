@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import InternData
 
 @Suite("Dedup stage: MinHash-LSH")
@@ -46,11 +47,12 @@ struct DedupTests {
 
     /// Expected values from Python's hashlib (struct.unpack("<I", sha1(data).digest()[:4])), across the
     /// padding boundaries (55, 56, 64 bytes) and several blocks.
-    @Test(arguments: [
-        ("", 0xeea3_39da), ("abc", 0x363e_99a9), (String(repeating: "a", count: 55), 0xdcbb_c8c1),
-        (String(repeating: "a", count: 56), 0x0f33_dbc2), (String(repeating: "a", count: 64), 0x82ba_9800),
-        (String(repeating: "a", count: 1000), 0x6c9a_1e29), ("The quick brown fox jumps over the lazy dog 中文", 0x4163_7649),
-    ] as [(String, UInt32)])
+    @Test(
+        arguments: [
+            ("", 0xeea3_39da), ("abc", 0x363e_99a9), (String(repeating: "a", count: 55), 0xdcbb_c8c1),
+            (String(repeating: "a", count: 56), 0x0f33_dbc2), (String(repeating: "a", count: 64), 0x82ba_9800),
+            (String(repeating: "a", count: 1000), 0x6c9a_1e29), ("The quick brown fox jumps over the lazy dog 中文", 0x4163_7649),
+        ] as [(String, UInt32)])
     func sha1MatchesHashlib(text: String, expected: UInt32) {
         #expect(MinHasher.sha1Hash32(Array(text.utf8)) == expected)
     }
@@ -163,11 +165,13 @@ struct DedupTests {
             total += try dedup.writeKeys(inputs: inputs, shard: Shard(index: k, count: 3), path: keyFiles[k], bad: &bad)
         }
         #expect(total == texts.count)
-        let merged = try dedup.merge(keyFiles: keyFiles.reversed(), inputs: inputs, output: dir + "/merged.jsonl",
-                                     clustersPath: dir + "/merged-clusters.jsonl")
+        let merged = try dedup.merge(
+            keyFiles: keyFiles.reversed(), inputs: inputs, output: dir + "/merged.jsonl",
+            clustersPath: dir + "/merged-clusters.jsonl")
         #expect(merged.documentsOut == whole.documentsOut && merged.clusters == whole.clusters && whole.clusters > 10)
         #expect(try DataFixtures.readDocuments(dir + "/merged.jsonl") == DataFixtures.readDocuments(dir + "/one.jsonl"))
-        #expect(try String(contentsOfFile: dir + "/merged-clusters.jsonl", encoding: .utf8)
+        #expect(
+            try String(contentsOfFile: dir + "/merged-clusters.jsonl", encoding: .utf8)
                 == String(contentsOfFile: dir + "/one-clusters.jsonl", encoding: .utf8))
     }
 
@@ -176,8 +180,10 @@ struct DedupTests {
         let input = dir + "/in.jsonl.gz", output = dir + "/out.jsonl", clusters = dir + "/clusters.jsonl"
         let base = DataFixtures.english
         let nearCopy = base.replacingOccurrences(of: "pale autumn sky", with: "pale winter sky")
-        let texts = [base, DataFixtures.chinese, "  " + base.uppercased() + "\n", nearCopy, "Something else entirely, short.",
-                     DataFixtures.chinese.replacingOccurrences(of: "面包店", with: "咖啡店")]
+        let texts = [
+            base, DataFixtures.chinese, "  " + base.uppercased() + "\n", nearCopy, "Something else entirely, short.",
+            DataFixtures.chinese.replacingOccurrences(of: "面包店", with: "咖啡店"),
+        ]
         let w = try DocumentWriter(path: input)
         for (k, t) in texts.enumerated() { try w.write(Document(id: "d\(k)", text: t)) }
         try w.finish()
@@ -188,10 +194,11 @@ struct DedupTests {
         #expect(report.exactDuplicates == 1)  // d2: the same text up to case and whitespace
         #expect(try DataFixtures.readDocuments(output).map(\.id) == ["d0", "d1", "d4"])
         let lines = try String(contentsOfFile: clusters, encoding: .utf8).split(separator: "\n")
-        #expect(lines == [
-            #"{"id": "d0", "cluster": 0}"#, #"{"id": "d1", "cluster": 1}"#, #"{"id": "d2", "cluster": 0}"#,
-            #"{"id": "d3", "cluster": 0}"#, #"{"id": "d5", "cluster": 1}"#,
-        ])
+        #expect(
+            lines == [
+                #"{"id": "d0", "cluster": 0}"#, #"{"id": "d1", "cluster": 1}"#, #"{"id": "d2", "cluster": 0}"#,
+                #"{"id": "d3", "cluster": 0}"#, #"{"id": "d5", "cluster": 1}"#,
+            ])
         #expect(report.clusters == 2 && report.documentsOut == 3)
     }
 }

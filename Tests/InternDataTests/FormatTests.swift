@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import InternData
 
 @Suite("Format stage: HTML, charsets, WARC, CSV, language tags")
@@ -13,16 +14,17 @@ struct FormatTests {
             text&nbsp;and &#x4e2d;&#25991; &hellip;</p><ul><li>one</li><li>two</li></ul>
             <div data-x="a>b">after attribute</div>5 &lt; 6<br>x<svg><text>no</text></svg></body></html>
             """
-        #expect(HTMLText.visibleText(html) == """
-            Home
-            Title & more
-            First paragraph with bold text and 中文 …
-            one
-            two
-            after attribute
-            5 < 6
-            x
-            """)
+        #expect(
+            HTMLText.visibleText(html) == """
+                Home
+                Title & more
+                First paragraph with bold text and 中文 …
+                one
+                two
+                after attribute
+                5 < 6
+                x
+                """)
     }
 
     @Test func headWithoutCloseTagStopsAtBody() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import InternData
 
 @Suite("JSON Lines parsing and writing")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import InternData
 
 @Suite("Pipeline: run, report, shards, bad input")

@@ -76,13 +76,15 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         let input = random.floats(tokens * cols)
         var batch = [Float](repeating: .nan, count: tokens * rows)
         weights.withUnsafeBytes { w in
-            matMul(&batch, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols,
-                   pool: Self.pool3)
+            matMul(
+                &batch, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols,
+                pool: Self.pool3)
             for t in 0..<tokens {
                 var alone = [Float](repeating: .nan, count: rows)
                 Array(input[(t * cols)..<((t + 1) * cols)]).withUnsafeBufferPointer { x in
-                    matMul(&alone, weight: w.baseAddress!, type: type, input: x.baseAddress!, tokens: 1, rows: rows,
-                           cols: cols, pool: nil)
+                    matMul(
+                        &alone, weight: w.baseAddress!, type: type, input: x.baseAddress!, tokens: 1, rows: rows,
+                        cols: cols, pool: nil)
                 }
                 let inBatch = Array(batch[(t * rows)..<((t + 1) * rows)])
                 #expect(alone.map(\.bitPattern) == inBatch.map(\.bitPattern), "token \(t): alone \(alone) vs in batch \(inBatch)")

@@ -124,8 +124,9 @@ let logitTolerance: Float = 1e-4
             }
             for b in 0..<batchSize {
                 let row = Array(batched[(b * vocab)..<((b + 1) * vocab)])
-                #expect(row.map(\.bitPattern) == alone[b].map(\.bitPattern),
-                        "\(fixture) batch \(batchSize) row \(b): max |Δ| = \(maxAbsDiff([row], [alone[b]]))")
+                #expect(
+                    row.map(\.bitPattern) == alone[b].map(\.bitPattern),
+                    "\(fixture) batch \(batchSize) row \(b): max |Δ| = \(maxAbsDiff([row], [alone[b]]))")
                 #expect(caches[b].count == prompts[b].count + 1)
             }
         }
