@@ -67,11 +67,11 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Whether Q8_0/Q4_0 products quantize the activations to 8 bits (`matMulQuantizedInt8`: integer dot
     /// products, faster, with an activation rounding error) instead of multiplying exact f32 activations.
-    /// On by default where the integer path is vectorized (x86-64 built with AVX2, see Package.swift);
-    /// INTERNKIT_INT8_ACTIVATIONS=0 or 1 in the environment overrides it.
+    /// Off by default: on SmolLM2's Q4_1 file (Q8_0 tied output) 8-bit activations turn the greedy answer to
+    /// "What is the capital of France?" into llama.cpp's degenerate one, while exact activations match the F32
+    /// copy (scripts/check-smollm.py). INTERNKIT_INT8_ACTIVATIONS=1 turns it on where it is vectorized.
     public static let int8Activations: Bool = {
-        if let value = ProcessInfo.processInfo.environment["INTERNKIT_INT8_ACTIVATIONS"] { return value == "1" }
-        return int8ActivationsAreVectorized
+        ProcessInfo.processInfo.environment["INTERNKIT_INT8_ACTIVATIONS"] == "1" && int8ActivationsAreVectorized
     }()
 
     /// out (tokens, rows) = input (tokens, cols) · Wᵀ.
