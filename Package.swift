@@ -47,6 +47,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -55,7 +56,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
-        .target(name: "InternKernels", swiftSettings: optimizedInDebug + kernelSettings),
+        .target(
+            name: "InternKernels", dependencies: [.product(name: "Atomics", package: "swift-atomics")],
+            swiftSettings: optimizedInDebug + kernelSettings),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .target(
             name: "InternModels", dependencies: ["InternCore", "InternKernels", "InternTokenizer"], swiftSettings: optimizedInDebug),

@@ -65,24 +65,36 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Whether Q8_0/Q4_0 products quantize the activations to 8 bits (`matMulQuantizedInt8`: integer dot
-    /// products, faster, with an activation rounding error) instead of multiplying exact f32 activations.
-    /// Off by default: on SmolLM2's Q4_1 file (Q8_0 tied output) 8-bit activations turn the greedy answer to
-    /// "What is the capital of France?" into llama.cpp's degenerate one, while exact activations match the F32
-    /// copy (scripts/check-smollm.py). INTERNKIT_INT8_ACTIVATIONS=1 turns it on where it is vectorized.
-    public static let int8Activations: Bool = {
-        ProcessInfo.processInfo.environment["INTERNKIT_INT8_ACTIVATIONS"] == "1" && int8ActivationsAreVectorized
+    /// How Q8_0/Q4_0/Q4_1 products treat the activations, from INTERNKIT_ACTIVATIONS (`int16`, `int8` or
+    /// `f32`). Default: 16-bit (`matMulQuantizedInt16`: integer dot products, within ~1e-5 of exact) where
+    /// vectorized, else exact f32. `int8` is llama.cpp's choice (faster for Q8_0/Q4_0, but on SmolLM2's Q4_1
+    /// file with its Q8_0 output it turns the greedy answer to "What is the capital of France?" into
+    /// llama.cpp's degenerate one; scripts/check-smollm.py).
+    public enum ActivationPrecision: String, Sendable { case f32, int16, int8 }
+
+    public static let activationPrecision: ActivationPrecision = {
+        switch ProcessInfo.processInfo.environment["INTERNKIT_ACTIVATIONS"] {
+        case "f32": .f32
+        case "int8" where int8ActivationsAreVectorized: .int8
+        default: int16ActivationsAreVectorized ? .int16 : .f32
+        }
     }()
 
-    /// out (tokens, rows) = input (tokens, cols) · Wᵀ.
+    /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk) keeps exact f32
+    /// activations for quantized weights when the default int16 decode kernels are in use: f32 tiles reuse
+    /// each de-quantized weight across tokens and beat the int16 products there, while in decode (one token
+    /// per sequence) the int16 products win. The choice depends on the phase, never on the token count, so
+    /// a decode row's result is the same alone or in a batch.
     public func multiply(
         _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
         _ input: UnsafePointer<Float>,  // (tokens, cols)
-        tokens: Int, pool: ThreadPool?
+        tokens: Int, prefill: Bool = false, pool: ThreadPool?
     ) {
         switch storage {
         case .float(let t): matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
-        case .quantized(let q) where Self.int8Activations && supportsInt8Activations(q):
+        case .quantized(let q) where Self.activationPrecision == .int16 && supportsInt16Activations(q) && !prefill:
+            matMulQuantizedInt16(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+        case .quantized(let q) where Self.activationPrecision == .int8 && supportsInt8Activations(q):
             matMulQuantizedInt8(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
         case .quantized(let q):
             matMulQuantized(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)

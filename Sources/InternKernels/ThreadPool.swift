@@ -1,10 +1,18 @@
 // A persistent pool of worker threads for the kernels' data-parallel loops (rows of a matrix, heads of
-// attention). Threads are created once and sleep on a condition between jobs, so a decode step pays a
-// wake-up per parallel kernel and no thread creation. The calling thread takes part as worker 0.
-// Leaves out work stealing: the kernels split their work statically and evenly (llama.cpp's ggml
-// threadpool does the same for matrix products). Not reentrant: a job started from inside a job runs
-// serially on the calling thread.
+// attention). Threads are created once. Between jobs a worker spins on an atomic job counter for a while
+// (about a millisecond) before it sleeps on a condition: a decode step runs ~200 short parallel kernels,
+// and a futex wake-up per kernel (tens of µs) would cost more than the kernels themselves on small
+// models; llama.cpp's ggml threadpool spins the same way. The calling thread takes part as worker 0 and
+// spins until the others are done. Leaves out work stealing: the kernels split their work statically and
+// evenly. Not reentrant: a job started from inside a job runs serially on the calling thread.
+import Atomics
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A fixed set of threads that run one data-parallel job at a time.
 public final class ThreadPool: @unchecked Sendable {
@@ -15,29 +23,48 @@ public final class ThreadPool: @unchecked Sendable {
     /// The state the workers share; they hold it, not the pool, so the pool can go away first.
     private final class Shared: @unchecked Sendable {
         let condition = NSCondition()
-        var generation = 0
+        /// Bumped (releasing) once `job` is set: workers that see a new value run the job.
+        let generation = ManagedAtomic<Int>(0)
+        /// Workers other than the caller still running the current job.
+        let remaining = ManagedAtomic<Int>(0)
+        let busy = ManagedAtomic<Bool>(false)
+        let shuttingDown = ManagedAtomic<Bool>(false)
         var job: ((Int) -> Void)?
-        var remaining = 0
-        var busy = false
-        var shuttingDown = false
+
+        /// Spins (yields) before sleeping: about a millisecond.
+        static let spinLimit = 2_000
 
         func workerLoop(index: Int) {
             var seen = 0
-            condition.lock()
             while true {
-                while generation == seen && !shuttingDown { condition.wait() }
-                if shuttingDown {
-                    condition.unlock()
-                    return
+                var spins = 0
+                var current = generation.load(ordering: .acquiring)
+                while current == seen {
+                    if shuttingDown.load(ordering: .relaxed) { return }
+                    spins &+= 1
+                    if spins < Self.spinLimit {
+                        spinPause()
+                    } else {
+                        condition.lock()
+                        while generation.load(ordering: .acquiring) == seen && !shuttingDown.load(ordering: .relaxed) {
+                            condition.wait()
+                        }
+                        condition.unlock()
+                        spins = 0
+                    }
+                    current = generation.load(ordering: .acquiring)
                 }
-                seen = generation
-                let body = job!
-                condition.unlock()
-                body(index)
-                condition.lock()
-                remaining -= 1
-                if remaining == 0 { condition.broadcast() }
+                seen = current
+                job!(index)
+                remaining.wrappingDecrement(ordering: .releasing)
             }
+        }
+
+        func wakeAll() {
+            // Under the lock: a worker between its last check and `wait` cannot miss the broadcast.
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
         }
     }
 
@@ -54,35 +81,27 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     deinit {
-        shared.condition.lock()
-        shared.shuttingDown = true
-        shared.condition.broadcast()
-        shared.condition.unlock()
+        shared.shuttingDown.store(true, ordering: .relaxed)
+        shared.wakeAll()
     }
 
     /// Runs `body(worker)` once for every worker index in `0..<threadCount` and returns when all finished.
     public func run(_ body: (Int) -> Void) {
         let s = shared
-        s.condition.lock()
-        if s.busy || threadCount == 1 {
-            s.condition.unlock()
+        guard threadCount > 1, s.busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for worker in 0..<threadCount { body(worker) }
             return
         }
-        s.busy = true
         withoutActuallyEscaping(body) { escaping in
             s.job = escaping
-            s.remaining = threadCount - 1
-            s.generation &+= 1
-            s.condition.broadcast()
-            s.condition.unlock()
+            s.remaining.store(threadCount - 1, ordering: .relaxed)
+            s.generation.wrappingIncrement(ordering: .releasing)
+            s.wakeAll()
             escaping(0)
-            s.condition.lock()
-            while s.remaining > 0 { s.condition.wait() }
+            while s.remaining.load(ordering: .acquiring) > 0 { spinPause() }
             s.job = nil
-            s.busy = false
-            s.condition.unlock()
         }
+        s.busy.store(false, ordering: .releasing)
     }
 
     /// Splits `0..<count` into `threadCount` contiguous ranges (sizes differ by at most one, rounded to
@@ -116,4 +135,11 @@ public final class ThreadPool: @unchecked Sendable {
 public struct SendablePointer<T>: @unchecked Sendable {
     public let base: UnsafeMutablePointer<T>
     public init(_ base: UnsafeMutablePointer<T>) { self.base = base }
+}
+
+/// One spin: gives the core to any other runnable thread (`pause` is not importable from Swift; a yield
+/// with nothing else to run returns in well under a microsecond).
+@inline(__always)
+private func spinPause() {
+    sched_yield()
 }

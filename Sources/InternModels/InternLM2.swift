@@ -443,7 +443,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             // Q for every row; K and V into each sequence's own cache row.
             switch layer.attention.projection {
             case .fused(let wqkv):
-                matmul(qkv, wqkv, xb, B)
+                matmul(qkv, wqkv, xb, B, prefill: false)
                 for b in 0..<B {
                     let row = caches[b].count * kvDim
                     InternLM2Attention.splitQKV(
@@ -452,9 +452,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                 }
             case .separate(let wq, let wk, let wv):
                 let k = qkv, v = qkv + B * kvDim
-                matmul(q, wq, xb, B)
-                matmul(k, wk, xb, B)
-                matmul(v, wv, xb, B)
+                matmul(q, wq, xb, B, prefill: false)
+                matmul(k, wk, xb, B, prefill: false)
+                matmul(v, wv, xb, B, prefill: false)
                 for b in 0..<B {
                     let row = caches[b].count * kvDim
                     (caches[b].keys(layer: l) + row).update(from: k + b * kvDim, count: kvDim)
@@ -471,17 +471,17 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                     attn + b * heads * headDim, query: qb, keys: keys, values: values, tokens: 1, startPosition: position,
                     heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             }
-            matmul(xb, layer.attention.wo, attn, B)
+            matmul(xb, layer.attention.wo, attn, B, prefill: false)
             addInPlace(x, xb, count: B * hidden)
             for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: layer.ffnNorm, count: hidden, eps: eps) }
-            matmul(gate, layer.feedForward.w1, xb, B)
-            matmul(up, layer.feedForward.w3, xb, B)
+            matmul(gate, layer.feedForward.w1, xb, B, prefill: false)
+            matmul(up, layer.feedForward.w3, xb, B, prefill: false)
             siluMul(gate, up: up, count: B * inter)
-            matmul(xb, layer.feedForward.w2, gate, B)
+            matmul(xb, layer.feedForward.w2, gate, B, prefill: false)
             addInPlace(x, xb, count: B * hidden)
         }
         for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: norm, count: hidden, eps: eps) }
-        matmul(logits, output, xb, B)
+        matmul(logits, output, xb, B, prefill: false)
     }
 
     /// One chunk of at most `chunkSize` tokens at positions `start...`; logits as `forward` describes.
@@ -494,6 +494,8 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let headDim = c.headDim, half = headDim / 2, inter = c.intermediateSize, kvDim = kvHeads * headDim
         let qkvDim = (heads + 2 * kvHeads) * headDim, eps = Float(c.rmsNormEps)
         let x = s.x, xb = s.xb, q = s.q, qkv = s.qkv, attn = s.attn, gate = s.gate, up = s.up
+        // A one-token chunk (decode through `forward`) runs the decode kernels, as `forwardBatch` does.
+        let prefill = T > 1
         func debug(_ name: String, _ layer: Int, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
             debugHook?(name, layer, UnsafeBufferPointer(start: p, count: n))
         }
@@ -516,7 +518,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
             debug("attn_norm", l, xb, T * hidden)
             switch layer.attention.projection {
             case .fused(let wqkv):
-                matmul(qkv, wqkv, xb, T)
+                matmul(qkv, wqkv, xb, T, prefill: prefill)
                 for t in 0..<T {
                     let row = (start + t) * kvDim
                     InternLM2Attention.splitQKV(
@@ -525,9 +527,9 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                 }
             case .separate(let wq, let wk, let wv):
                 // The cache rows of consecutive positions are contiguous, so K and V land there directly.
-                matmul(q, wq, xb, T)
-                matmul(keys + start * kvDim, wk, xb, T)
-                matmul(values + start * kvDim, wv, xb, T)
+                matmul(q, wq, xb, T, prefill: prefill)
+                matmul(keys + start * kvDim, wk, xb, T, prefill: prefill)
+                matmul(values + start * kvDim, wv, xb, T, prefill: prefill)
             }
             let rotate = c.ropePairing == .halves ? applyRotaryEmbedding : applyRotaryEmbeddingAdjacentPairs
             for t in 0..<T {
@@ -539,15 +541,15 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
                 attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
                 kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             debug("attn_out", l, attn, T * heads * headDim)
-            matmul(xb, layer.attention.wo, attn, T)
+            matmul(xb, layer.attention.wo, attn, T, prefill: prefill)
             addInPlace(x, xb, count: T * hidden)
             // Feed-forward: norm → w1, w3 → SiLU(gate) * up → w2 → residual.
             for t in 0..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: layer.ffnNorm, count: hidden, eps: eps) }
             debug("ffn_norm", l, xb, T * hidden)
-            matmul(gate, layer.feedForward.w1, xb, T)
-            matmul(up, layer.feedForward.w3, xb, T)
+            matmul(gate, layer.feedForward.w1, xb, T, prefill: prefill)
+            matmul(up, layer.feedForward.w3, xb, T, prefill: prefill)
             siluMul(gate, up: up, count: T * inter)
-            matmul(xb, layer.feedForward.w2, gate, T)
+            matmul(xb, layer.feedForward.w2, gate, T, prefill: prefill)
             addInPlace(x, xb, count: T * hidden)
             debug("layer_out", l, x, T * hidden)
         }
@@ -556,11 +558,15 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let first = allLogits ? 0 : T - 1
         for t in first..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: norm, count: hidden, eps: eps) }
         debug("norm", -1, xb + first * hidden, (T - first) * hidden)
-        matmul(logits, output, xb + first * hidden, T - first)
+        matmul(logits, output, xb + first * hidden, T - first, prefill: prefill)
     }
 
-    private func matmul(_ out: UnsafeMutablePointer<Float>, _ w: WeightMatrix, _ input: UnsafePointer<Float>, _ tokens: Int) {
-        w.multiply(out, input, tokens: tokens, pool: pool)
+    /// `prefill`: part of a multi-token prompt chunk (WeightMatrix.multiply picks its kernels by phase, never
+    /// by batch size, so decode rows stay bitwise equal alone or batched).
+    private func matmul(
+        _ out: UnsafeMutablePointer<Float>, _ w: WeightMatrix, _ input: UnsafePointer<Float>, _ tokens: Int, prefill: Bool
+    ) {
+        w.multiply(out, input, tokens: tokens, prefill: prefill, pool: pool)
     }
 
     /// RoPE inverse frequencies for a sequence reaching `sequenceLength` positions. With dynamic NTK

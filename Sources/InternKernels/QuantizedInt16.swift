@@ -1,0 +1,280 @@
+// Products of Q8_0/Q4_0/Q4_1 weights with activations quantized to 16 bits: the default for these block
+// types on x86-64 built for Haswell (INTERNKIT_FMA). Why 16 bits: decode is bound by how fast the weights
+// turn into products, and `vpmaddwd` multiplies 16 int16 pairs per instruction straight from the unpacked
+// nibbles/bytes, where the f32 path must widen every 8 weights to f32 first (twice the instructions).
+// Unlike llama.cpp's 8-bit activations (rounding error up to max|x|/254 per block, enough to change
+// SmolLM2's greedy answer), 16 bits round by at most max|x|/65534: 258× smaller, below f16 precision, so
+// the result stays within ~1e-5 of the exact product of the de-quantized weights (tested).
+//   out[t, r] = Σ_blocks [ d_w·d_x · Σ_i q_w[i]·q_x[i] + m_w · s_x ]
+// with per block of 32: x ≈ d_x·q_x (d_x = max|x|/32767), s_x = d_x·Σ q_x, and w = d_w·q_w + m_w
+// (Q8_0: q_w int8, m_w = 0; Q4_0: q_w the nibble, m_w = −8·d_w; Q4_1: the nibble, m_w from the block).
+// Every output accumulates its blocks in ascending order in one SIMD8 accumulator (integer products of a
+// block are exact), then its lane sum plus the offset sum: the same operations whatever the number of
+// tokens in the call, so a token's result does not depend on the batch (the server's batch invariance).
+// Elsewhere (arm64, portable x86-64) the model uses the f32 path of QuantizedMatMul.swift instead.
+#if INTERNKIT_FMA
+    import _Builtin_intrinsics.intel
+#endif
+
+/// Whether this build has the vectorized `matMulQuantizedInt16` (otherwise the f32 path is used).
+public let int16ActivationsAreVectorized: Bool = {
+    #if INTERNKIT_FMA
+        true
+    #else
+        false
+    #endif
+}()
+
+/// Whether `matMulQuantizedInt16` supports `type`.
+public func supportsInt16Activations(_ type: BlockQuantization) -> Bool { type == .q8_0 || type == .q4_0 || type == .q4_1 }
+
+/// Quantizes `count` activations (a multiple of 32) into int16 blocks of 32: `q` gets `count` values,
+/// `scales` and `sums` one per block (q·scale ≈ x; sum = scale·Σq, the block sum of the rounded values).
+public func quantizeActivations16(
+    _ x: UnsafePointer<Float>, count: Int, q: UnsafeMutablePointer<Int16>,
+    scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
+) {
+    precondition(count % 32 == 0, "activations must come in blocks of 32")
+    for b in 0..<(count / 32) {
+        let xb = x + b &* 32
+        var amax = SIMD8<Float>()
+        for i in stride(from: 0, to: 32, by: 8) {
+            let v = load8(xb, i)
+            amax = pointwiseMax(amax, pointwiseMax(v, -v))
+        }
+        let d = amax.max() / 32767
+        let id: Float = d != 0 ? 1 / d : 0
+        var total = SIMD8<Int32>()
+        for i in stride(from: 0, to: 32, by: 8) {
+            let v = SIMD8<Int32>(load8(xb, i) * id, rounding: .toNearestOrEven)
+            total &+= v
+            UnsafeMutableRawPointer(q + (b &* 32 &+ i)).storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: v), as: SIMD8<Int16>.self)
+        }
+        scales[b] = d
+        sums[b] = d * Float(total.wrappedSum())
+    }
+}
+
+/// out (T, R) = x (T, C) · Wᵀ with W in Q8_0, Q4_0 or Q4_1 blocks and x quantized to 16 bits per block of
+/// 32; threaded over rows when `pool` is given.
+public func matMulQuantizedInt16(
+    _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+    weight: UnsafeRawPointer, type: BlockQuantization,
+    input: UnsafePointer<Float>,  // (tokens, cols)
+    tokens: Int, rows: Int, cols: Int,
+    pool: ThreadPool?
+) {
+    precondition(supportsInt16Activations(type) && cols % 32 == 0, "int16 activations need q8_0/q4_0/q4_1 and cols % 32 == 0")
+    let blocks = cols / 32
+    // One allocation per call for the quantized activations (on the stack when small, as in decode).
+    withUnsafeTemporaryAllocation(byteCount: tokens * cols * 2 + tokens * blocks * 8, alignment: 32) { raw in
+        let q = raw.baseAddress!.bindMemory(to: Int16.self, capacity: tokens * cols)
+        let scales = (raw.baseAddress! + tokens * cols * 2).bindMemory(to: Float.self, capacity: 2 * tokens * blocks)
+        let sums = scales + tokens * blocks
+        quantizeActivations16(input, count: tokens * cols, q: q, scales: scales, sums: sums)
+        let x = Int16Activations(q: q, scales: scales, sums: sums, cols: cols)
+        let body = { (range: Range<Int>, _: Int) in
+            switch type {
+            case .q8_0: int16Rows(Q8_0Block.self, out, weight, x, tokens, rows, range)
+            case .q4_0: int16Rows(Q4_0Block.self, out, weight, x, tokens, rows, range)
+            default: int16Rows(Q4_1Block.self, out, weight, x, tokens, rows, range)
+            }
+        }
+        if let pool {
+            pool.parallelFor(rows, granularity: 4, body)
+        } else {
+            body(0..<rows, 0)
+        }
+    }
+}
+
+/// Tokens quantized by `quantizeActivations16`.
+struct Int16Activations {
+    let q: UnsafePointer<Int16>
+    let scales: UnsafePointer<Float>
+    let sums: UnsafePointer<Float>
+    let cols: Int
+    var blocks: Int { cols &>> 5 }
+}
+
+#if INTERNKIT_FMA
+    /// A 32-weight block type unpacked to two vectors of 16 int16 weights.
+    protocol Int16Block {
+        static var bytes: Int { get }
+        /// q_w[0..<16] and q_w[16..<32].
+        static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i)
+        /// (d_w, m_w).
+        static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float)
+    }
+
+    enum Q8_0Block: Int16Block {
+        static var bytes: Int { 34 }
+        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) {
+            (
+                _mm256_cvtepi8_epi16((block + 2).loadUnaligned(as: __m128i.self)),
+                _mm256_cvtepi8_epi16((block + 18).loadUnaligned(as: __m128i.self))
+            )
+        }
+        @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), 0) }
+    }
+
+    @inline(__always)
+    private func nibbles(_ p: UnsafeRawPointer) -> (__m256i, __m256i) {
+        let bytes = p.loadUnaligned(as: __m128i.self), mask = _mm_set1_epi8(0x0F)
+        return (
+            _mm256_cvtepu8_epi16(_mm_and_si128(bytes, mask)),
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask))
+        )
+    }
+
+    enum Q4_0Block: Int16Block {
+        static var bytes: Int { 18 }
+        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { nibbles(block + 2) }
+        @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) {
+            let d = half(block, 0)
+            return (d, -8 * d)
+        }
+    }
+
+    enum Q4_1Block: Int16Block {
+        static var bytes: Int { 20 }
+        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { nibbles(block + 4) }
+        @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), half(block, 2)) }
+    }
+
+    /// Σ_i q_w[i]·q_x[i] over one block, as eight int32 lanes (no overflow: 32·128·32767 < 2^31) converted
+    /// to f32.
+    @inline(__always)
+    private func blockProduct(_ w: (__m256i, __m256i), _ x: UnsafePointer<Int16>) -> __m256 {
+        let lo = _mm256_madd_epi16(w.0, UnsafeRawPointer(x).loadUnaligned(as: __m256i.self))
+        let hi = _mm256_madd_epi16(w.1, UnsafeRawPointer(x + 16).loadUnaligned(as: __m256i.self))
+        return _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi))
+    }
+
+    @inline(__always)
+    private func finish(_ acc: __m256, _ offsets: Float) -> Float { SIMD8<Float>(acc).sum() + offsets }
+
+    private func int16Rows<B: Int16Block>(
+        _: B.Type, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations,
+        _ T: Int, _ R: Int, _ rows: Range<Int>
+    ) {
+        let blocks = x.blocks, C = x.cols, rowBytes = blocks &* B.bytes
+        for r in rows {
+            let row = weight + r &* rowBytes
+            var t = 0
+            // Four tokens share each unpacked block; every token runs the same operations as alone.
+            while t &+ 4 <= T {
+                var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+                var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+                let q = x.q + t &* C, s = x.scales + t &* blocks, sx = x.sums + t &* blocks
+                for b in 0..<blocks {
+                    let block = row + b &* B.bytes
+                    let w = B.unpack(block)
+                    let (d, m) = B.scaleAndOffset(block)
+                    let o = b &* 32
+                    a0 = _mm256_fmadd_ps(blockProduct(w, q + o), _mm256_set1_ps(d * s[b]), a0)
+                    a1 = _mm256_fmadd_ps(blockProduct(w, q + (C &+ o)), _mm256_set1_ps(d * s[blocks &+ b]), a1)
+                    a2 = _mm256_fmadd_ps(blockProduct(w, q + (2 &* C &+ o)), _mm256_set1_ps(d * s[2 &* blocks &+ b]), a2)
+                    a3 = _mm256_fmadd_ps(blockProduct(w, q + (3 &* C &+ o)), _mm256_set1_ps(d * s[3 &* blocks &+ b]), a3)
+                    m0 = m0.addingProduct(m, sx[b])
+                    m1 = m1.addingProduct(m, sx[blocks &+ b])
+                    m2 = m2.addingProduct(m, sx[2 &* blocks &+ b])
+                    m3 = m3.addingProduct(m, sx[3 &* blocks &+ b])
+                }
+                out[t &* R &+ r] = finish(a0, m0)
+                out[(t &+ 1) &* R &+ r] = finish(a1, m1)
+                out[(t &+ 2) &* R &+ r] = finish(a2, m2)
+                out[(t &+ 3) &* R &+ r] = finish(a3, m3)
+                t &+= 4
+            }
+            while t < T {
+                var a = _mm256_setzero_ps()
+                var mm: Float = 0
+                let q = x.q + t &* C, s = x.scales + t &* blocks, sx = x.sums + t &* blocks
+                for b in 0..<blocks {
+                    let block = row + b &* B.bytes
+                    let (d, m) = B.scaleAndOffset(block)
+                    a = _mm256_fmadd_ps(blockProduct(B.unpack(block), q + b &* 32), _mm256_set1_ps(d * s[b]), a)
+                    mm = mm.addingProduct(m, sx[b])
+                }
+                out[t &* R &+ r] = finish(a, mm)
+                t &+= 1
+            }
+        }
+    }
+#else
+    private enum Q8_0Block {}
+    private enum Q4_0Block {}
+    private enum Q4_1Block {}
+
+    /// Portable builds use the f32 path; this keeps the entry point (and its tests) working everywhere.
+    private func int16Rows<B>(
+        _: B.Type, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations,
+        _ T: Int, _ R: Int, _ rows: Range<Int>
+    ) {
+        let type: BlockQuantization = B.self == Q8_0Block.self ? .q8_0 : B.self == Q4_0Block.self ? .q4_0 : .q4_1
+        int16Reference(out, weight, type, x, T, R, rows)
+    }
+#endif
+
+/// Scalar integer arithmetic of the same formula (the portable path and the oracle's core).
+private func int16Reference(
+    _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ type: BlockQuantization, _ x: Int16Activations,
+    _ T: Int, _ R: Int, _ rows: Range<Int>
+) {
+    let blocks = x.blocks, rowBytes = type.rowBytes(x.cols)
+    for r in rows {
+        let row = weight + r * rowBytes
+        for t in 0..<T {
+            var sum = 0.0
+            for b in 0..<blocks {
+                let block = row + b * type.blockBytes
+                let d = Double(half(block, 0))
+                let m: Double =
+                    switch type {
+                    case .q4_0: -8 * d
+                    case .q4_1: Double(half(block, 2))
+                    default: 0
+                    }
+                var dot: Int64 = 0
+                for i in 0..<32 {
+                    let qw: Int
+                    switch type {
+                    case .q8_0: qw = Int(block.load(fromByteOffset: 2 + i, as: Int8.self))
+                    default:
+                        let byte = block.load(fromByteOffset: (type == .q4_1 ? 4 : 2) + i % 16, as: UInt8.self)
+                        qw = Int(i < 16 ? byte & 0xF : byte >> 4)
+                    }
+                    dot += Int64(qw) * Int64(x.q[t * x.cols + b * 32 + i])
+                }
+                sum += d * Double(x.scales[t * blocks + b]) * Double(dot) + m * Double(x.sums[t * blocks + b])
+            }
+            out[t * R + r] = Float(sum)
+        }
+    }
+}
+
+// MARK: - Naive twin
+
+/// The reference for `matMulQuantizedInt16`: the same 16-bit activations, integer block products and the
+/// block formula evaluated in Double, one output at a time.
+public func matMulQuantizedInt16Reference(
+    _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+    weight: UnsafeRawPointer, type: BlockQuantization,
+    input: UnsafePointer<Float>,  // (tokens, cols)
+    tokens: Int, rows: Int, cols: Int
+) {
+    let blocks = cols / 32
+    var q = [Int16](repeating: 0, count: tokens * cols)
+    var scales = [Float](repeating: 0, count: tokens * blocks)
+    var sums = scales
+    quantizeActivations16(input, count: tokens * cols, q: &q, scales: &scales, sums: &sums)
+    q.withUnsafeBufferPointer { q in
+        scales.withUnsafeBufferPointer { s in
+            sums.withUnsafeBufferPointer { sx in
+                let x = Int16Activations(q: q.baseAddress!, scales: s.baseAddress!, sums: sx.baseAddress!, cols: cols)
+                int16Reference(out, weight, type, x, tokens, rows, 0..<rows)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import InternKernels
+import Testing
+
+@Suite struct QuantizedInt16Tests {
+    static let types: [BlockQuantization] = [.q8_0, .q4_0, .q4_1]
+
+    // Token counts that hit the 4-token tiles and the single-token tail; row counts that split unevenly.
+    @Test(arguments: types, [(1, 7), (3, 13), (5, 9), (4, 4), (9, 6)])
+    func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
+        let cols = 96
+        let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 5)
+        var rng = SplitMix64(seed: 11)
+        let input = (0..<(shape.tokens * cols)).map { _ in rng.nextFloat() }
+        var got = [Float](repeating: .nan, count: shape.tokens * shape.rows)
+        var want = got
+        let pool = ThreadPool(threadCount: 3)
+        weights.withUnsafeBytes { w in
+            matMulQuantizedInt16(&got, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols, pool: pool)
+            matMulQuantizedInt16Reference(&want, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols)
+        }
+        let scale = want.map(abs).max()! + 1
+        let maxDiff = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(maxDiff <= 1e-5 * scale, "\(type) \(shape): max |diff| \(maxDiff)")
+    }
+
+    @Test(arguments: types)
+    func closeToExactActivations(type: BlockQuantization) {
+        // 16-bit activations: far below the 8-bit path's error (bound 0.02 there), still not exact.
+        let cols = 256, rows = 6
+        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 8)
+        var rng = SplitMix64(seed: 4)
+        let input = (0..<cols).map { _ in rng.nextFloat() }
+        var int16 = [Float](repeating: .nan, count: rows)
+        var exact = int16
+        weights.withUnsafeBytes { w in
+            matMulQuantizedInt16(&int16, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols, pool: nil)
+            matMulQuantizedReference(&exact, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols)
+        }
+        let scale = exact.map(abs).max()! + 1
+        let maxDiff = zip(int16, exact).map { abs($0 - $1) }.max()!
+        #expect(maxDiff <= 2e-4 * scale, "\(type): max |diff| \(maxDiff) of \(scale)")
+    }
+
+    @Test(arguments: types)
+    func resultDoesNotDependOnTokenCount(type: BlockQuantization) {
+        let cols = 128, rows = 9, tokens = 7
+        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 2)
+        var rng = SplitMix64(seed: 6)
+        let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
+        var all = [Float](repeating: .nan, count: tokens * rows)
+        let pool = ThreadPool(threadCount: 2)
+        weights.withUnsafeBytes { w in
+            matMulQuantizedInt16(&all, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            input.withUnsafeBufferPointer { x in
+                for t in 0..<tokens {
+                    var one = [Float](repeating: .nan, count: rows)
+                    matMulQuantizedInt16(
+                        &one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
+                }
+            }
+        }
+    }
+
+    @Test func activationQuantizationRoundsWithinHalfAStep() {
+        var rng = SplitMix64(seed: 12)
+        var x = (0..<96).map { i in rng.nextFloat() * Float(i + 1) }
+        for i in 64..<96 { x[i] = 0 }  // an all-zero block: scale 0, no division by zero
+        var q = [Int16](repeating: 0, count: 96)
+        var scales = [Float](repeating: .nan, count: 3)
+        var sums = scales
+        quantizeActivations16(x, count: 96, q: &q, scales: &scales, sums: &sums)
+        for b in 0..<2 {
+            let block = x[(b * 32)..<(b * 32 + 32)]
+            #expect(scales[b] == block.map(abs).max()! / 32767)
+            #expect(q[(b * 32)..<(b * 32 + 32)].map { abs(Int($0)) }.max() == 32767)
+            for i in 0..<32 {
+                #expect(abs(Float(q[b * 32 + i]) * scales[b] - x[b * 32 + i]) <= scales[b] / 2 * 1.0001)
+            }
+            #expect(sums[b] == scales[b] * Float(q[(b * 32)..<(b * 32 + 32)].reduce(0) { $0 + Int($1) }))
+        }
+        #expect(scales[2] == 0 && sums[2] == 0 && q[64..<96].allSatisfy { $0 == 0 })
+    }
+}
