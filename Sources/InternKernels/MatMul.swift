@@ -15,6 +15,10 @@
 // without the FMA feature becomes a libm `fmaf` call per lane.
 // Names: T = tokens, R = rows (output features), C = cols (input features).
 
+#if INTERNKIT_FMA
+    import _Builtin_intrinsics.intel
+#endif
+
 /// How a weight matrix's elements are stored.
 public enum WeightType: String, Sendable, CaseIterable {
     case f32, f16, bf16
@@ -59,11 +63,17 @@ enum BF16Loader: WeightLoader {
     @usableFromInline static var stride: Int { 2 }
     @inline(__always) @usableFromInline
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
-        // bf16 is the top half of an f32: widen and shift into place. Lane by lane, because the generic
-        // `SIMD8<UInt32>(truncatingIfNeeded:)` is not specialized and costs a call per vector.
-        return unsafeBitCast(
-            widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)) &<< 16,
-            to: SIMD8<Float>.self)
+        // bf16 is the top half of an f32: widen and shift into place. Intrinsics where available (three
+        // instructions); else lane by lane, because the generic `SIMD8<UInt32>(truncatingIfNeeded:)` is
+        // not specialized and costs a call per vector.
+        #if INTERNKIT_FMA
+            let h = base.loadUnaligned(fromByteOffset: index &* 2, as: __m128i.self)
+            return unsafeBitCast(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16), to: SIMD8<Float>.self)
+        #else
+            return unsafeBitCast(
+                widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self)) &<< 16,
+                to: SIMD8<Float>.self)
+        #endif
     }
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
@@ -76,6 +86,10 @@ enum F16Loader: WeightLoader {
     @usableFromInline static var stride: Int { 2 }
     @inline(__always) @usableFromInline
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
+        #if INTERNKIT_FMA
+            // F16C (part of the Haswell target).
+            return unsafeBitCast(_mm256_cvtph_ps(base.loadUnaligned(fromByteOffset: index &* 2, as: __m128i.self)), to: SIMD8<Float>.self)
+        #endif
         // Integer-only f16 → f32 (no F16C needed): move exponent and mantissa into place and rescale by
         // 2^112 (which also handles subnormals); infinities and NaNs get the all-ones exponent back.
         let h = widen(base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD8<UInt16>.self))

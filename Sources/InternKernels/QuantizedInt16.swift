@@ -26,7 +26,7 @@ public let int16ActivationsAreVectorized: Bool = {
 }()
 
 /// Whether `matMulQuantizedInt16` supports `type`.
-public func supportsInt16Activations(_ type: BlockQuantization) -> Bool { type == .q8_0 || type == .q4_0 || type == .q4_1 }
+public func supportsInt16Activations(_ type: BlockQuantization) -> Bool { type != .q4_K }
 
 /// Quantizes `count` activations (a multiple of 32) into int16 blocks of 32: `q` gets `count` values,
 /// `scales` and `sums` one per block (q·scale ≈ x; sum = scale·Σq, the block sum of the rounded values).
@@ -37,21 +37,44 @@ public func quantizeActivations16(
     precondition(count % 32 == 0, "activations must come in blocks of 32")
     for b in 0..<(count / 32) {
         let xb = x + b &* 32
-        var amax = SIMD8<Float>()
-        for i in stride(from: 0, to: 32, by: 8) {
-            let v = load8(xb, i)
-            amax = pointwiseMax(amax, pointwiseMax(v, -v))
-        }
-        let d = amax.max() / 32767
-        let id: Float = d != 0 ? 1 / d : 0
-        var total = SIMD8<Int32>()
-        for i in stride(from: 0, to: 32, by: 8) {
-            let v = SIMD8<Int32>(load8(xb, i) * id, rounding: .toNearestOrEven)
-            total &+= v
-            UnsafeMutableRawPointer(q + (b &* 32 &+ i)).storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: v), as: SIMD8<Int16>.self)
-        }
-        scales[b] = d
-        sums[b] = d * Float(total.wrappedSum())
+        #if INTERNKIT_FMA
+            // Intrinsics: the generic SIMD conversions below are not specialized into vector code here.
+            let signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF))
+            var amax = _mm256_setzero_ps()
+            for i in stride(from: 0, to: 32, by: 8) {
+                amax = _mm256_max_ps(amax, _mm256_and_ps(UnsafeRawPointer(xb + i).loadUnaligned(as: __m256.self), signless))
+            }
+            let d = SIMD8<Float>(amax).max() / 32767
+            let id = _mm256_set1_ps(d != 0 ? 1 / d : 0)
+            var total = _mm256_setzero_si256()
+            for i in stride(from: 0, to: 32, by: 16) {
+                // cvtps rounds to nearest even (the default MXCSR mode), as the portable path does.
+                let lo = _mm256_cvtps_epi32(_mm256_mul_ps(UnsafeRawPointer(xb + i).loadUnaligned(as: __m256.self), id))
+                let hi = _mm256_cvtps_epi32(_mm256_mul_ps(UnsafeRawPointer(xb + i + 8).loadUnaligned(as: __m256.self), id))
+                total = _mm256_add_epi32(total, _mm256_add_epi32(lo, hi))
+                // packs works per 128-bit lane: put the 64-bit quarters back into element order.
+                let packed = _mm256_permutevar8x32_epi32(_mm256_packs_epi32(lo, hi), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
+                UnsafeMutableRawPointer(q + (b &* 32 &+ i)).storeBytes(of: packed, as: __m256i.self)
+            }
+            scales[b] = d
+            sums[b] = d * Float(unsafeBitCast(total, to: SIMD8<Int32>.self).wrappedSum())
+        #else
+            var amax = SIMD8<Float>()
+            for i in stride(from: 0, to: 32, by: 8) {
+                let v = load8(xb, i)
+                amax = pointwiseMax(amax, pointwiseMax(v, -v))
+            }
+            let d = amax.max() / 32767
+            let id: Float = d != 0 ? 1 / d : 0
+            var total = SIMD8<Int32>()
+            for i in stride(from: 0, to: 32, by: 8) {
+                let v = SIMD8<Int32>(load8(xb, i) * id, rounding: .toNearestOrEven)
+                total &+= v
+                UnsafeMutableRawPointer(q + (b &* 32 &+ i)).storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: v), as: SIMD8<Int16>.self)
+            }
+            scales[b] = d
+            sums[b] = d * Float(total.wrappedSum())
+        #endif
     }
 }
 
@@ -77,6 +100,7 @@ public func matMulQuantizedInt16(
             switch type {
             case .q8_0: int16Rows(Q8_0Block.self, out, weight, x, tokens, rows, range)
             case .q4_0: int16Rows(Q4_0Block.self, out, weight, x, tokens, rows, range)
+            case .q6_K: q6KRows(out, weight, x, tokens, rows, range)
             default: int16Rows(Q4_1Block.self, out, weight, x, tokens, rows, range)
             }
         }
@@ -202,7 +226,55 @@ struct Int16Activations {
             }
         }
     }
+
+    /// Q6_K rows: each 16-weight sub-block (one int8 scale) is unpacked to int16 (q − 32) and multiplied by
+    /// its half of a 32-activation block; the two scaled halves stay exact in int32 (2·32·32767·128 < 2^31)
+    /// before one conversion and FMA per activation block, in ascending order (as the 32-weight types).
+    private func q6KRows(
+        _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
+        _ rows: Range<Int>
+    ) {
+        let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
+        let low = _mm_set1_epi8(0x0F), three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32)
+        for r in rows {
+            let row = weight + r &* rowBytes
+            for t in 0..<T {
+                var acc = _mm256_setzero_ps()
+                let q = x.q + t &* C, s = x.scales + t &* x.blocks
+                for sb in 0..<superBlocks {
+                    let block = row + sb &* 210
+                    let d = half(block, 208)
+                    for h in 0..<2 {
+                        let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
+                        for quarter in 0..<4 {
+                            let ab = sb &* 8 &+ h &* 4 &+ quarter
+                            var sum = _mm256_setzero_si256()
+                            for part in 0..<2 {
+                                let lowBytes = (ql + ((quarter & 1) &* 32 &+ part &* 16)).loadUnaligned(as: __m128i.self)
+                                let nibble = quarter < 2 ? _mm_and_si128(lowBytes, low) : _mm_and_si128(_mm_srli_epi16(lowBytes, 4), low)
+                                let highBits = (qh + part &* 16).loadUnaligned(as: __m128i.self)
+                                let high = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(highBits, Int32(2 &* quarter)), three), 4)
+                                let w = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(nibble, high), bias))
+                                let product = _mm256_madd_epi16(w, UnsafeRawPointer(q + (ab &* 32 &+ part &* 16)).loadUnaligned(as: __m256i.self))
+                                let scale = Int32(sc.load(fromByteOffset: part &+ 2 &* quarter, as: Int8.self))
+                                sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(product, _mm256_set1_epi32(scale)))
+                            }
+                            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * s[ab]), acc)
+                        }
+                    }
+                }
+                out[t &* R &+ r] = SIMD8<Float>(acc).sum()
+            }
+        }
+    }
 #else
+    private func q6KRows(
+        _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
+        _ rows: Range<Int>
+    ) {
+        int16Reference(out, weight, .q6_K, x, T, R, rows)
+    }
+
     private enum Q8_0Block {}
     private enum Q4_0Block {}
     private enum Q4_1Block {}
@@ -223,6 +295,28 @@ private func int16Reference(
     _ T: Int, _ R: Int, _ rows: Range<Int>
 ) {
     let blocks = x.blocks, rowBytes = type.rowBytes(x.cols)
+    if type == .q6_K {
+        // w = d·sc·(q − 32): the integer q·x products of each 16-weight sub-block, scaled, in Double.
+        for r in rows {
+            let row = weight + r * rowBytes
+            for t in 0..<T {
+                var sum = 0.0
+                for b in 0..<blocks {
+                    let block = row + (b / 8) * 210
+                    let d = Double(half(block, 208))
+                    for i in (b * 32)..<(b * 32 + 32) {
+                        let w = Double(quantizedElementReference(row, type: .q6_K, index: i))
+                        // sc·(q − 32) back from the decoded weight, exactly: d (11 significant bits) times an integer
+                        // below 2^13 is exact in f32.
+                        let scaled = d != 0 ? (w / d).rounded() : 0
+                        sum += d * Double(x.scales[t * blocks + b]) * scaled * Double(x.q[t * x.cols + i])
+                    }
+                }
+                out[t * R + r] = Float(sum)
+            }
+        }
+        return
+    }
     for r in rows {
         let row = weight + r * rowBytes
         for t in 0..<T {

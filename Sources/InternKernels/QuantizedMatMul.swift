@@ -156,7 +156,7 @@ public func matMulQuantized(
         case .q4_0: matMulRows(Q4_0Loader.self, out, weight, input, tokens, rows, cols, range)
         case .q4_1: matMulRows(Q4_1Loader.self, out, weight, input, tokens, rows, cols, range)
         case .q4_K: quantizedRows(.q4_K, out, weight, input, tokens, rows, cols, range)
-        case .q6_K: quantizedRows(.q6_K, out, weight, input, tokens, rows, cols, range)
+        case .q6_K: matMulRows(Q6_KLoader.self, out, weight, input, tokens, rows, cols, range)
         }
     }
     if let pool {
@@ -250,6 +250,30 @@ enum Q4_1Loader: WeightLoader {
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
         quantizedElementReference(base, type: .q4_1, index: index)
+    }
+}
+
+/// Q6_K through the f32 tiles (prefill stages each 4-row tile as f32 once, so this per-8 decode is
+/// amortized over the chunk's tokens; decode uses QuantizedInt16.swift's integer kernel).
+@usableFromInline
+enum Q6_KLoader: WeightLoader {
+    @usableFromInline static var stride: Int { 0 }
+    @inline(__always) @usableFromInline
+    static func rowBytes(_ cols: Int) -> Int { (cols &>> 8) &* 210 }
+    @inline(__always) @usableFromInline
+    static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
+        let block = base + (index &>> 8) &* 210
+        let i = index & 255, h = i &>> 7, quarter = (i & 127) &>> 5, l = i & 31
+        let lowBytes = block.loadUnaligned(fromByteOffset: h &* 64 &+ (quarter & 1) &* 32 &+ l, as: SIMD8<UInt8>.self)
+        let highBytes = block.loadUnaligned(fromByteOffset: 128 &+ h &* 32 &+ l, as: SIMD8<UInt8>.self)
+        let nibble = quarter < 2 ? lowBytes & 0xF : lowBytes &>> 4
+        let q = nibble | ((highBytes &>> UInt8(2 &* quarter)) & 3) &<< 4
+        let scale = Float(block.load(fromByteOffset: 192 &+ h &* 8 &+ (l &>> 4) &+ 2 &* quarter, as: Int8.self))
+        return (floats(q) - 32) * (half(block, 208) * scale)
+    }
+    @inline(__always) @usableFromInline
+    static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
+        quantizedElementReference(base, type: .q6_K, index: index)
     }
 }
 

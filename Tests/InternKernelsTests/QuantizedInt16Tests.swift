@@ -2,12 +2,12 @@ import InternKernels
 import Testing
 
 @Suite struct QuantizedInt16Tests {
-    static let types: [BlockQuantization] = [.q8_0, .q4_0, .q4_1]
+    static let types: [BlockQuantization] = [.q8_0, .q4_0, .q4_1, .q6_K]
 
     // Token counts that hit the 4-token tiles and the single-token tail; row counts that split unevenly.
     @Test(arguments: types, [(1, 7), (3, 13), (5, 9), (4, 4), (9, 6)])
     func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
-        let cols = 96
+        let cols = type.blockSize == 256 ? 512 : 96
         let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 5)
         var rng = SplitMix64(seed: 11)
         let input = (0..<(shape.tokens * cols)).map { _ in rng.nextFloat() }
@@ -43,7 +43,7 @@ import Testing
 
     @Test(arguments: types)
     func resultDoesNotDependOnTokenCount(type: BlockQuantization) {
-        let cols = 128, rows = 9, tokens = 7
+        let cols = 256, rows = 9, tokens = 7
         let weights = randomBlocks(type, rows: rows, cols: cols, seed: 2)
         var rng = SplitMix64(seed: 6)
         let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
