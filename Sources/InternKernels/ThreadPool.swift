@@ -104,8 +104,10 @@ public final class ThreadPool: @unchecked Sendable {
         s.busy.store(false, ordering: .releasing)
     }
 
-    /// Splits `0..<count` into `threadCount` contiguous ranges (sizes differ by at most one, rounded to
-    /// `granularity`) and runs `body(range, worker)` for each non-empty one in parallel.
+    /// Runs `body(range, worker)` over `0..<count` in parallel: contiguous chunks (multiples of
+    /// `granularity`, about four per worker) handed out in order from an atomic counter, so a worker whose
+    /// core is slower or busy takes fewer chunks instead of holding up the whole step. Results must not
+    /// depend on which worker runs a range (the kernels compute each row alone).
     public func parallelFor(_ count: Int, granularity: Int = 1, _ body: (Range<Int>, Int) -> Void) {
         guard count > 0 else { return }
         let units = (count + granularity - 1) / granularity
@@ -113,13 +115,17 @@ public final class ThreadPool: @unchecked Sendable {
             body(0..<count, 0)
             return
         }
-        let workers = min(threadCount, units)
+        let chunks = min(units, threadCount * 4)
+        let next = ManagedAtomic<Int>(0)
         run { worker in
-            guard worker < workers else { return }
-            let range = Self.split(units, parts: workers, part: worker)
-            let lower = range.lowerBound * granularity
-            let upper = min(count, range.upperBound * granularity)
-            if lower < upper { body(lower..<upper, worker) }
+            while true {
+                let chunk = next.loadThenWrappingIncrement(ordering: .relaxed)
+                guard chunk < chunks else { return }
+                let range = Self.split(units, parts: chunks, part: chunk)
+                let lower = range.lowerBound * granularity
+                let upper = min(count, range.upperBound * granularity)
+                if lower < upper { body(lower..<upper, worker) }
+            }
         }
     }
 
