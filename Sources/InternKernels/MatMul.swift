@@ -171,7 +171,8 @@ public func matMul(
         }
     }
     if let pool {
-        pool.parallelFor(rows, granularity: 4, body)
+        // Prefill tiles are 3 rows, decode tiles 4: chunks of 12 rows leave no row to the scalar tail.
+        pool.parallelFor(rows, granularity: 12, body)
     } else {
         body(0..<rows, 0)
     }
@@ -182,40 +183,112 @@ func matMulRows<L: WeightLoader>(
     _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>
 ) {
     let rowBytes = L.rowBytes(C)
-    // Prefill of converted formats: each 4-row tile is widened to f32 once (by the same `load8` the
-    // direct path uses, so the values and the reduction order are identical) and then multiplied into
-    // every token from L1/L2; the buffer is allocated once per call and thread, not per token.
-    let staged = T >= 4 && L.self != F32Loader.self && rows.count >= 4
-    let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: 4 &* C) : nil
-    defer { buffer?.deallocate() }
     var r = rows.lowerBound
-    while r &+ 4 <= rows.upperBound {
-        let w = weight + r &* rowBytes
-        if let buffer {
-            let C8 = C & ~7
-            for i in 0..<4 {
-                let src = w + i &* rowBytes, dst = buffer + i &* C
-                var c = 0
-                while c < C8 {
-                    store8(dst, c, L.load8(src, c))
-                    c &+= 8
+    if T >= 4 {
+        // Prefill: tiles of 3 rows × 4 tokens (twelve FMA chains, enough to hide the FMA latency; all 16
+        // AVX2 registers). Converted formats widen each 3-row tile to f32 once (by the same `load8` the
+        // direct path uses, so values and reduction order are identical) and multiply it into every
+        // token from L1; the buffer is allocated once per call and thread, not per token.
+        let staged = L.self != F32Loader.self
+        let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: 3 &* C) : nil
+        defer { buffer?.deallocate() }
+        while r &+ 3 <= rows.upperBound {
+            let w = weight + r &* rowBytes
+            if let buffer {
+                let C8 = C & ~7
+                for i in 0..<3 {
+                    let src = w + i &* rowBytes, dst = buffer + i &* C
+                    var c = 0
+                    while c < C8 {
+                        store8(dst, c, L.load8(src, c))
+                        c &+= 8
+                    }
+                    while c < C {
+                        dst[c] = L.load1(src, c)
+                        c &+= 1
+                    }
                 }
-                while c < C {
-                    dst[c] = L.load1(src, c)
-                    c &+= 1
-                }
+                tiles3(F32Loader.self, out + r, R, UnsafeRawPointer(buffer), C &* 4, x, T, C)
+            } else {
+                tiles3(L.self, out + r, R, w, rowBytes, x, T, C)
             }
-            tiles(F32Loader.self, out + r, R, UnsafeRawPointer(buffer), C &* 4, x, T, C)
-        } else {
-            tiles(L.self, out + r, R, w, rowBytes, x, T, C)
+            r &+= 3
         }
-        r &+= 4
+    } else {
+        while r &+ 4 <= rows.upperBound {
+            tiles(L.self, out + r, R, weight + r &* rowBytes, rowBytes, x, T, C)
+            r &+= 4
+        }
     }
     while r < rows.upperBound {
         let w = weight + r &* rowBytes
         for t in 0..<T { out[t &* R &+ r] = dot1(L.self, w, x + (t &* C), C) }
         r &+= 1
     }
+}
+
+/// One 3-row tile against all T tokens: blocks of 4 tokens, then single tokens.
+@inline(__always)
+private func tiles3<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+    _ x: UnsafePointer<Float>, _ T: Int, _ C: Int
+) {
+    var t = 0
+    while t &+ 4 <= T {
+        tile3x4(L.self, out + t &* R, R, w, rowBytes, x + (t &* C), C)
+        t &+= 4
+    }
+    while t < T {
+        let xt = x + (t &* C)
+        for i in 0..<3 { out[t &* R &+ i] = dot1(L.self, w + i &* rowBytes, xt, C) }
+        t &+= 1
+    }
+}
+
+/// Rows w, w + rowBytes, w + 2·rowBytes against tokens x … x + 3C: one accumulator per output.
+@inline(__always)
+private func tile3x4<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+    _ x: UnsafePointer<Float>, _ C: Int
+) {
+    let C8 = C & ~7
+    let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes
+    let x0 = x, x1 = x + C, x2 = x1 + C, x3 = x2 + C
+    var a00 = SIMD8<Float>(), a10 = a00, a20 = a00, a01 = a00, a11 = a00, a21 = a00
+    var a02 = a00, a12 = a00, a22 = a00, a03 = a00, a13 = a00, a23 = a00
+    var c = 0
+    while c < C8 {
+        let v0 = L.load8(w0, c), v1 = L.load8(w1, c), v2 = L.load8(w2, c)
+        var xv = load8(x0, c)
+        a00 = madd(a00, v0, xv)
+        a10 = madd(a10, v1, xv)
+        a20 = madd(a20, v2, xv)
+        xv = load8(x1, c)
+        a01 = madd(a01, v0, xv)
+        a11 = madd(a11, v1, xv)
+        a21 = madd(a21, v2, xv)
+        xv = load8(x2, c)
+        a02 = madd(a02, v0, xv)
+        a12 = madd(a12, v1, xv)
+        a22 = madd(a22, v2, xv)
+        xv = load8(x3, c)
+        a03 = madd(a03, v0, xv)
+        a13 = madd(a13, v1, xv)
+        a23 = madd(a23, v2, xv)
+        c &+= 8
+    }
+    out[0] = tail(L.self, a00.sum(), w0, x0, C8, C)
+    out[1] = tail(L.self, a10.sum(), w1, x0, C8, C)
+    out[2] = tail(L.self, a20.sum(), w2, x0, C8, C)
+    out[R] = tail(L.self, a01.sum(), w0, x1, C8, C)
+    out[R &+ 1] = tail(L.self, a11.sum(), w1, x1, C8, C)
+    out[R &+ 2] = tail(L.self, a21.sum(), w2, x1, C8, C)
+    out[2 &* R] = tail(L.self, a02.sum(), w0, x2, C8, C)
+    out[2 &* R &+ 1] = tail(L.self, a12.sum(), w1, x2, C8, C)
+    out[2 &* R &+ 2] = tail(L.self, a22.sum(), w2, x2, C8, C)
+    out[3 &* R] = tail(L.self, a03.sum(), w0, x3, C8, C)
+    out[3 &* R &+ 1] = tail(L.self, a13.sum(), w1, x3, C8, C)
+    out[3 &* R &+ 2] = tail(L.self, a23.sum(), w2, x3, C8, C)
 }
 
 /// One 4-row tile against all T tokens: token pairs, then a tail token.

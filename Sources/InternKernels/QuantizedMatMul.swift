@@ -160,7 +160,7 @@ public func matMulQuantized(
         }
     }
     if let pool {
-        pool.parallelFor(rows, granularity: 4, body)
+        pool.parallelFor(rows, granularity: 12, body)
     } else {
         body(0..<rows, 0)
     }
