@@ -53,6 +53,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
@@ -100,7 +101,8 @@ let package = Package(
         .testTarget(name: "InternChatTests", dependencies: ["InternChat"], swiftSettings: swiftSettings),
         // Runs the built `intern` binary as a user would; depends on it so it is built first.
         .testTarget(name: "InternCLITests", dependencies: ["InternCLI"], swiftSettings: swiftSettings),
-        .testTarget(name: "InternEvalTests", dependencies: ["InternEval", "InternModels", "InternEngine"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "InternEvalTests", dependencies: ["InternEval", "InternModels", "InternEngine", "InternData", "InternTokenizer", "InternCore"], swiftSettings: swiftSettings),
         .testTarget(name: "InternKernelsTests", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .testTarget(name: "InternCoreTests", dependencies: ["InternCore"], swiftSettings: swiftSettings),
         .testTarget(
@@ -134,7 +136,9 @@ let package = Package(
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
         ),
         .target(name: "CMinHash"),
-        .target(name: "InternData", dependencies: ["CZlib", "CZstd", "CMinHash"], swiftSettings: swiftSettings),
+        .target(
+            name: "InternData", dependencies: ["CZlib", "CZstd", "CMinHash", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "InternDataTests", dependencies: ["InternData"], swiftSettings: swiftSettings),
     ]
 )

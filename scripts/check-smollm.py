@@ -13,6 +13,7 @@ KL is computed over 17 bins (the exact run's 16 most likely ids, and the rest), 
 """
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,33 @@ def main():
     chat = json.loads(intern("generate", "--model", q4_1, "--chat", "--prompt", g["prompt"], "--temperature", "0",
                              "--max-tokens", "32", "--json"))
     check("chat", "Paris" in chat["text"], f"{chat['text']!r} (finish {chat['finish_reason']})")
+    # The data pipeline's perplexity quality score (CCNet-style): essay paragraphs must score lower than the
+    # same words shuffled, and --max-perplexity between the two groups must keep exactly the natural ones.
+    head_words = head.split()
+    paragraphs = [" ".join(head_words[k:k + 60]) for k in range(0, min(len(head_words) - 60, 240), 60)]
+    rng = random.Random(7)
+    docs = []
+    for k, p in enumerate(paragraphs):
+        words = p.split()
+        rng.shuffle(words)
+        docs += [{"id": f"natural-{k}", "text": p}, {"id": f"shuffled-{k}", "text": " ".join(words)}]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, scored = os.path.join(tmp, "in.jsonl"), os.path.join(tmp, "scored.jsonl")
+        with open(src, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(d) + "\n" for d in docs)
+        intern("data", "quality", "--scorer", "perplexity", "--model", q4_1, "--max-perplexity", "1e9",
+               "--max-tokens", "96", "--input", src, "--output", scored)
+        ppl = {d["id"]: d["meta"]["perplexity"] for d in map(json.loads, open(scored, encoding="utf-8"))}
+        natural = [v for k, v in ppl.items() if k.startswith("natural")]
+        shuffled = [v for k, v in ppl.items() if k.startswith("shuffled")]
+        cut = (max(natural) + min(shuffled)) / 2
+        kept_path = os.path.join(tmp, "kept.jsonl")
+        intern("data", "quality", "--scorer", "perplexity", "--model", q4_1, "--max-perplexity", str(cut),
+               "--max-tokens", "96", "--input", src, "--output", kept_path)
+        kept = sorted(d["id"] for d in map(json.loads, open(kept_path, encoding="utf-8")))
+        check("data ppl", len(natural) >= 2 and max(natural) < min(shuffled) and kept == sorted(k for k in ppl if k.startswith("natural")),
+              f"natural {[round(v, 1) for v in natural]}, shuffled {[round(v, 1) for v in shuffled]}, kept {kept}")
+
     print(f"{'all checks passed' if not failures else 'FAILED: ' + ', '.join(failures)}")
     return 1 if failures else 0
 

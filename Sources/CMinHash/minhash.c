@@ -2,6 +2,7 @@
 // each shingle hash is broadcast once and the loop over the (a, b, sig) arrays vectorises: 4 lanes of 64-bit
 // products (vpmuludq on the high and low halves of a), a shift, and vpminud on the 32-bit results.
 #include "CMinHash.h"
+#include <stdlib.h>
 #include <string.h>
 
 static inline void update_portable(uint32_t *restrict sig, const uint64_t *restrict a, const uint64_t *restrict b,
@@ -30,10 +31,41 @@ static inline void update32_portable(uint32_t *restrict sig, const uint32_t *res
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+// 32 permutations at a time stay in registers (4 x 8 lanes of a, b and the running minima) while all shingles
+// stream past, so the inner loop is a broadcast and 4 x (vpmulld, vpaddd, vpminud) with no loads or stores.
 __attribute__((target("avx2"))) static void update32_avx2(uint32_t *restrict sig, const uint32_t *restrict a,
                                                            const uint32_t *restrict b, int m,
                                                            const uint32_t *restrict xs, int n) {
-    update32_portable(sig, a, b, m, xs, n);
+    int k = 0;
+    for (; k + 32 <= m; k += 32) {
+        const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a + k)), a1 = _mm256_loadu_si256((const __m256i *)(a + k + 8));
+        const __m256i a2 = _mm256_loadu_si256((const __m256i *)(a + k + 16)), a3 = _mm256_loadu_si256((const __m256i *)(a + k + 24));
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(b + k)), b1 = _mm256_loadu_si256((const __m256i *)(b + k + 8));
+        const __m256i b2 = _mm256_loadu_si256((const __m256i *)(b + k + 16)), b3 = _mm256_loadu_si256((const __m256i *)(b + k + 24));
+        __m256i s0 = _mm256_loadu_si256((const __m256i *)(sig + k)), s1 = _mm256_loadu_si256((const __m256i *)(sig + k + 8));
+        __m256i s2 = _mm256_loadu_si256((const __m256i *)(sig + k + 16)), s3 = _mm256_loadu_si256((const __m256i *)(sig + k + 24));
+        for (int i = 0; i < n; i++) {
+            const __m256i x = _mm256_set1_epi32((int)xs[i]);
+            s0 = _mm256_min_epu32(s0, _mm256_add_epi32(_mm256_mullo_epi32(a0, x), b0));
+            s1 = _mm256_min_epu32(s1, _mm256_add_epi32(_mm256_mullo_epi32(a1, x), b1));
+            s2 = _mm256_min_epu32(s2, _mm256_add_epi32(_mm256_mullo_epi32(a2, x), b2));
+            s3 = _mm256_min_epu32(s3, _mm256_add_epi32(_mm256_mullo_epi32(a3, x), b3));
+        }
+        _mm256_storeu_si256((__m256i *)(sig + k), s0);
+        _mm256_storeu_si256((__m256i *)(sig + k + 8), s1);
+        _mm256_storeu_si256((__m256i *)(sig + k + 16), s2);
+        _mm256_storeu_si256((__m256i *)(sig + k + 24), s3);
+    }
+    for (; k + 8 <= m; k += 8) {
+        const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a + k)), b0 = _mm256_loadu_si256((const __m256i *)(b + k));
+        __m256i s0 = _mm256_loadu_si256((const __m256i *)(sig + k));
+        for (int i = 0; i < n; i++) {
+            s0 = _mm256_min_epu32(s0, _mm256_add_epi32(_mm256_mullo_epi32(a0, _mm256_set1_epi32((int)xs[i])), b0));
+        }
+        _mm256_storeu_si256((__m256i *)(sig + k), s0);
+    }
+    if (k < m) update32_portable(sig + k, a + k, b + k, m - k, xs, n);
 }
 
 void intern_minhash_update32(uint32_t *sig, const uint32_t *a, const uint32_t *b, int m, const uint32_t *xs, int n) {
@@ -139,6 +171,56 @@ __attribute__((target("sha,sse4.1"))) static void sha1_block_shani(uint32_t h[5]
     h[4] = (uint32_t)_mm_extract_epi32(e0, 3);
 }
 
+// Two independent blocks interleaved: sha1rnds4 has a latency of several cycles and each block is a chain of
+// 20 of them, so a second chain fills the gaps (shingles are short: almost all fit one block).
+__attribute__((target("sha,sse4.1"))) static void sha1_block_shani_x2(uint32_t h[5], const uint8_t *p, uint32_t g[5],
+                                                                      const uint8_t *q) {
+    const __m128i mask = _mm_set_epi64x(0x0001020304050607ULL, 0x08090a0b0c0d0e0fULL);
+    __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0x1B);
+    __m128i abcd2 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)g), 0x1B);
+    const __m128i e_save = _mm_set_epi32((int)h[4], 0, 0, 0), e_save2 = _mm_set_epi32((int)g[4], 0, 0, 0);
+    const __m128i abcd_save = abcd, abcd_save2 = abcd2;
+    __m128i w[4], v[4];
+    for (int k = 0; k < 4; k++) {
+        w[k] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * k)), mask);
+        v[k] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(q + 16 * k)), mask);
+    }
+    __m128i eprev = abcd, eprev2 = abcd2;
+    __m128i ecur = _mm_add_epi32(e_save, w[0]), ecur2 = _mm_add_epi32(e_save2, v[0]);
+    abcd = _mm_sha1rnds4_epu32(abcd, ecur, 0);
+    abcd2 = _mm_sha1rnds4_epu32(abcd2, ecur2, 0);
+#pragma clang loop unroll(full)
+    for (int k = 1; k < 20; k++) {
+        __m128i wk, vk;
+        if (k < 4) {
+            wk = w[k];
+            vk = v[k];
+        } else {
+            wk = _mm_sha1msg2_epu32(_mm_xor_si128(_mm_sha1msg1_epu32(w[k & 3], w[(k + 1) & 3]), w[(k + 2) & 3]), w[(k + 3) & 3]);
+            vk = _mm_sha1msg2_epu32(_mm_xor_si128(_mm_sha1msg1_epu32(v[k & 3], v[(k + 1) & 3]), v[(k + 2) & 3]), v[(k + 3) & 3]);
+            w[k & 3] = wk;
+            v[k & 3] = vk;
+        }
+        ecur = _mm_sha1nexte_epu32(eprev, wk);
+        ecur2 = _mm_sha1nexte_epu32(eprev2, vk);
+        eprev = abcd;
+        eprev2 = abcd2;
+        switch (k / 5) {
+        case 0: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 0); abcd2 = _mm_sha1rnds4_epu32(abcd2, ecur2, 0); break;
+        case 1: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 1); abcd2 = _mm_sha1rnds4_epu32(abcd2, ecur2, 1); break;
+        case 2: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 2); abcd2 = _mm_sha1rnds4_epu32(abcd2, ecur2, 2); break;
+        default: abcd = _mm_sha1rnds4_epu32(abcd, ecur, 3); abcd2 = _mm_sha1rnds4_epu32(abcd2, ecur2, 3); break;
+        }
+    }
+    const __m128i e0 = _mm_sha1nexte_epu32(eprev, e_save), e2 = _mm_sha1nexte_epu32(eprev2, e_save2);
+    abcd = _mm_add_epi32(abcd, abcd_save);
+    abcd2 = _mm_add_epi32(abcd2, abcd_save2);
+    _mm_storeu_si128((__m128i *)h, _mm_shuffle_epi32(abcd, 0x1B));
+    _mm_storeu_si128((__m128i *)g, _mm_shuffle_epi32(abcd2, 0x1B));
+    h[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+    g[4] = (uint32_t)_mm_extract_epi32(e2, 3);
+}
+
 static int shani_state = -1;
 static inline int uses_shani(void) {
     if (shani_state < 0) {
@@ -169,4 +251,88 @@ uint32_t intern_sha1_hash32(const uint8_t *data, long len) {
     // The digest's first 4 bytes are h[0] big-endian; read them as a little-endian integer.
     uint32_t d = h[0];
     return ((d >> 24) & 0xFF) | (((d >> 16) & 0xFF) << 8) | (((d >> 8) & 0xFF) << 16) | ((d & 0xFF) << 24);
+}
+
+// MARK: datasketch shingle hashes
+
+static inline uint32_t fmix32(uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bU;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35U;
+    return h ^ (h >> 16);
+}
+
+static inline uint32_t digest_word(uint32_t d) {
+    return ((d >> 24) & 0xFF) | (((d >> 16) & 0xFF) << 8) | (((d >> 8) & 0xFF) << 16) | ((d & 0xFF) << 24);
+}
+
+/// The length of shingle s ("tok tok ... tok", g tokens).
+static inline long shingle_length(const int32_t *starts, const int32_t *ends, int s, int g) {
+    long len = g - 1;
+    for (int k = s; k < s + g; k++) len += ends[k] - starts[k];
+    return len;
+}
+
+static inline void copy_shingle(uint8_t *out, const uint8_t *text, const int32_t *starts, const int32_t *ends, int s, int g) {
+    long at = 0;
+    for (int k = s; k < s + g; k++) {
+        if (k > s) out[at++] = ' ';
+        memcpy(out + at, text + starts[k], (size_t)(ends[k] - starts[k]));
+        at += ends[k] - starts[k];
+    }
+}
+
+/// One padded SHA-1 block holding a message of len <= 55 bytes already copied to blk[0..<len].
+static inline void pad_single_block(uint8_t blk[64], long len) {
+    blk[len] = 0x80;
+    memset(blk + len + 1, 0, (size_t)(63 - len));
+    const uint64_t bits = (uint64_t)len * 8;
+    for (int k = 0; k < 8; k++) blk[63 - k] = (uint8_t)(bits >> (8 * k));
+}
+
+void intern_datasketch_shingle_hashes(const uint8_t *text, const int32_t *starts, const int32_t *ends, int tokens, int g,
+                                      uint32_t *out) {
+    const int count = tokens - g + 1;
+    uint8_t blocks[2][64];
+    int pending = -1;  // a shingle whose single block waits in blocks[0] for a partner
+    uint8_t stack[1024];
+    for (int s = 0; s < count; s++) {
+        const long len = shingle_length(starts, ends, s, g);
+        if (len > 55) {
+            uint8_t *buf = len <= (long)sizeof(stack) ? stack : (uint8_t *)malloc((size_t)len);
+            copy_shingle(buf, text, starts, ends, s, g);
+            out[s] = fmix32(intern_sha1_hash32(buf, len));
+            if (buf != stack) free(buf);
+            continue;
+        }
+        uint8_t *blk = blocks[pending < 0 ? 0 : 1];
+        copy_shingle(blk, text, starts, ends, s, g);
+        pad_single_block(blk, len);
+        if (pending < 0) {
+            pending = s;
+            continue;
+        }
+        uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+        uint32_t h2[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+        if (uses_shani()) {
+            sha1_block_shani_x2(h, blocks[0], h2, blocks[1]);
+        } else {
+            sha1_block(h, blocks[0]);
+            sha1_block(h2, blocks[1]);
+        }
+#else
+        sha1_block(h, blocks[0]);
+        sha1_block(h2, blocks[1]);
+#endif
+        out[pending] = fmix32(digest_word(h[0]));
+        out[s] = fmix32(digest_word(h2[0]));
+        pending = -1;
+    }
+    if (pending >= 0) {
+        uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+        SHA1_BLOCK(h, blocks[0]);
+        out[pending] = fmix32(digest_word(h[0]));
+    }
 }

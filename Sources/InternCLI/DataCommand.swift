@@ -4,6 +4,9 @@
 import ArgumentParser
 import Foundation
 import InternData
+import InternEval
+import InternModels
+import InternTokenizer
 
 struct DataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -233,6 +236,12 @@ struct DataDedupCommand: AsyncParsableCommand {
     @Option(parsing: .upToNextOption, help: "Phase 2 of a sharded dedup: the key files of all shards.")
     var merge: [String] = []
 
+    @Option(help: "Memory for LSH bucket entries before they spill to sorted runs on disk (bytes; K, M, G suffixes).")
+    var memoryLimit: String?
+
+    @Option(help: "Folder for spill files (default: the system's temporary folder).")
+    var spillDirectory: String?
+
     func run() async throws {
         if io.shard != nil && !keysOnly {
             throw ValidationError("dedup compares all documents with each other; --shard needs --keys-only (phase 1 of a sharded dedup)")
@@ -251,6 +260,13 @@ struct DataDedupCommand: AsyncParsableCommand {
         config.threads = threads
         guard let scheme = MinHasher.Scheme(rawValue: hash) else { throw ValidationError("--hash must be datasketch or fast") }
         config.hashScheme = scheme
+        if let memoryLimit {
+            guard let bytes = Self.parseBytes(memoryLimit), bytes > 0 else {
+                throw ValidationError("--memory-limit must be a positive size such as 512M, got '\(memoryLimit)'")
+            }
+            config.memoryLimit = bytes
+        }
+        config.spillDirectory = spillDirectory ?? ""
         let dedup = try Deduplicator(config: config)
         var bad = BadInputLog()
         let start = Date()
@@ -275,6 +291,15 @@ struct DataDedupCommand: AsyncParsableCommand {
             """
         FileHandle.standardError.write(Data(text.utf8))
         DataReport.printBad(bad)
+    }
+}
+
+extension DataDedupCommand {
+    /// "4096", "64K", "512M", "2G" (powers of 1024) as bytes.
+    static func parseBytes(_ text: String) -> Int? {
+        let units: [Character: Int] = ["K": 1 << 10, "k": 1 << 10, "M": 1 << 20, "m": 1 << 20, "G": 1 << 30, "g": 1 << 30]
+        if let last = text.last, let unit = units[last] { return Int(text.dropLast()).map { $0 * unit } }
+        return Int(text)
     }
 }
 
@@ -328,7 +353,7 @@ struct DataSafetyCommand: AsyncParsableCommand {
 struct DataQualityCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quality",
-        abstract: "Score documents with a hashed n-gram logistic-regression model; train one.",
+        abstract: "Score documents with a hashed n-gram classifier or a language model's perplexity; train a classifier.",
         subcommands: [DataQualityFilterCommand.self, DataQualityTrainCommand.self],
         defaultSubcommand: DataQualityFilterCommand.self
     )
@@ -337,17 +362,30 @@ struct DataQualityCommand: AsyncParsableCommand {
 struct DataQualityFilterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "filter",
-        abstract: "Keep documents scoring at least --threshold; adds meta.quality_score.",
-        discussion: "Example: intern data quality --input safe.jsonl --output good.jsonl --threshold 0.5"
+        abstract: "Keep documents scoring at least --threshold (meta.quality_score), or at most --max-perplexity (meta.perplexity).",
+        discussion: """
+            Examples: intern data quality --input safe.jsonl --output good.jsonl --threshold 0.5
+              intern data quality --scorer perplexity --model SmolLM2-135M-Instruct.Q4_1.gguf --max-perplexity 200 \\
+                --max-tokens 128 --input safe.jsonl --output good.jsonl
+            """
     )
 
     @OptionGroup var io: DataIOOptions
 
-    @Option(help: "Model file (default: Assets/quality/web-quality.ikqm).")
+    @Option(help: "classifier (hashed n-gram model) or perplexity (a language model through the engine, as CCNet).")
+    var scorer = "classifier"
+
+    @Option(help: "Classifier file (default: Assets/quality/web-quality.ikqm), or for perplexity a .gguf or checkpoint folder.")
     var model: String?
 
-    @Option(help: "Minimum score to keep a document.")
+    @Option(help: "Classifier: minimum score to keep a document.")
     var threshold = 0.5
+
+    @Option(help: "Perplexity: maximum perplexity to keep a document.")
+    var maxPerplexity = 1000.0
+
+    @Option(help: "Perplexity: score at most this many tokens of each document (its beginning).")
+    var maxTokens = 256
 
     @Option(help: "Also write removed documents here.")
     var removed: String?
@@ -357,17 +395,46 @@ struct DataQualityFilterCommand: AsyncParsableCommand {
 
     func run() async throws {
         var cfg = QualityConfig()
+        cfg.scorer = scorer
         cfg.model = model ?? ""
         cfg.threshold = threshold
+        cfg.maxPerplexity = maxPerplexity
+        cfg.maxTokens = maxTokens
+        let filter: any DocumentFilter
+        switch scorer {
+        case "classifier": filter = try QualityFilter(config: cfg)
+        case "perplexity":
+            guard model != nil else { throw ValidationError("--scorer perplexity needs --model FILE.gguf (or a checkpoint folder)") }
+            filter = PerplexityFilter(maxPerplexity: maxPerplexity, perplexity: try Self.perplexityFunction(cfg))
+        default: throw ValidationError("--scorer must be classifier or perplexity, got '\(scorer)'")
+        }
         let reader = DocumentReader(paths: io.input, strict: io.strict, shard: try io.parsedShard())
         let writer = try DocumentWriter(path: io.output)
-        var runner = StageRunner(filters: [try QualityFilter(config: cfg)], threads: threads)
+        var runner = StageRunner(filters: [filter], threads: threads)
         if let removed { runner.removedWriter = try DocumentWriter(path: removed) }
         let stats = try runner.run(next: reader.next, write: writer.write)
         try writer.finish()
         try runner.removedWriter?.finish()
         stats.forEach(DataReport.printStage)
         DataReport.printBad(reader.bad)
+    }
+}
+
+extension DataQualityFilterCommand {
+    /// The perplexity of a text under the config's model (`DocumentPerplexityScorer`).
+    static func perplexityFunction(_ cfg: QualityConfig) throws -> @Sendable (String) throws -> Double? {
+        guard FileManager.default.fileExists(atPath: cfg.model) else { throw ValidationError("\(cfg.model): no such file or directory") }
+        let model = try ModelRegistry.load(path: cfg.model, threadCount: nil)
+        let tokenizer = try loadTokenizer(at: cfg.model)
+        // BOS only when the vocabulary adds one (as llama.cpp's add_special).
+        let probe = "The"
+        let addsBOS =
+            tokenizer.encode(probe, addBOS: true, parseSpecialTokens: false).count
+            == tokenizer.encode(probe, addBOS: false, parseSpecialTokens: false).count + 1
+        let scorer = DocumentPerplexityScorer(model: model, maxTokens: cfg.maxTokens, bos: addsBOS ? tokenizer.bosTokenID : nil) { text in
+            tokenizer.encode(text, addBOS: false, parseSpecialTokens: false)
+        }
+        return { text in try scorer.perplexity(text) }
     }
 }
 
@@ -431,7 +498,7 @@ struct DataQualityTrainCommand: AsyncParsableCommand {
 struct DataRunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run format → clean → dedup → safety → quality from one JSON config and write a report.",
+        abstract: "Run format → clean → dedup → safety → quality from one JSON or YAML config and write a report.",
         discussion: """
             The report (documents and bytes in and out per stage, removals per rule, sampled removed documents)
             goes to the config's "report" path or OUTPUT.report.json. Relative paths in the config are relative
@@ -439,7 +506,7 @@ struct DataRunCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Pipeline config (JSON).")
+    @Option(help: "Pipeline config (JSON, or YAML: .yaml/.yml).")
     var config: String
 
     @Option(name: .long, parsing: .upToNextOption, help: "Inputs (override the config's).")
@@ -468,6 +535,7 @@ struct DataRunCommand: AsyncParsableCommand {
         if !input.isEmpty { cfg.inputs = input }
         if let output { cfg.output = output }
         var pipeline = Pipeline(config: cfg)
+        pipeline.makePerplexityScorer = DataQualityFilterCommand.perplexityFunction
         pipeline.strict = strict
         pipeline.threads = threads
         pipeline.workDirectory = work

@@ -88,7 +88,11 @@ public struct Cleaner: Sendable {
     public let config: CleanConfig
     let stopWordHashes: [String: Set<UInt64>]
     let zhStopWords: Set<UInt64>
+    let stopWordTables: [String: LanguageTagger.StopWordTable]
+    let zhStopWordTable: LanguageTagger.StopWordTable
+    static let noStopWords = LanguageTagger.StopWordTable([])
     let phrases: [[UInt8]]
+    let phrasePrefixes: [UInt64]?
 
     /// Rule names in evaluation order, for reports.
     public static let ruleNames = [
@@ -113,6 +117,9 @@ public struct Cleaner: Sendable {
                 (TextStats.fnvOffset ^ UInt64(c.unicodeScalars.first!.value)) &* TextStats.fnvPrime
             })
         phrases = config.boilerplatePhrases.map { Array($0.lowercased().utf8) }
+        phrasePrefixes = Self.prefixBits(phrases)
+        stopWordTables = stopWordHashes.mapValues { LanguageTagger.StopWordTable([$0]) }
+        zhStopWordTable = LanguageTagger.StopWordTable([zhStopWords])
     }
 
     /// Runs the rules on `document`; the first failing rule removes it.
@@ -152,7 +159,7 @@ public struct Cleaner: Sendable {
                 let last = Self.lastScalar(u, s, e)
                 var keep: Bool
                 if chinese {
-                    keep = TextStats.chinesePunctuationEnd.contains(last)
+                    keep = TextStats.isChinesePunctuationEnd(last)
                     if keep {
                         var han = 0
                         Self.forEachScalar(u, s, e) { v in
@@ -234,7 +241,7 @@ public struct Cleaner: Sendable {
     public func failingRule(_ doc: Document) -> String? {
         let lang = doc.lang.isEmpty ? LanguageTagger.tag(doc.text) : doc.lang
         let chinese = lang == "zh"
-        let stats = TextStats(doc.text, chinese: chinese, stopWords: chinese ? zhStopWords : stopWordHashes[lang] ?? [])
+        let stats = TextStats(doc.text, chinese: chinese, stopWords: chinese ? zhStopWordTable : stopWordTables[lang] ?? Self.noStopWords)
         let c = config
         if stats.chars == 0 { return "empty" }
         if Double(stats.nonPrintable) > c.maxNonPrintableRatio * Double(stats.chars) { return "non_printable" }
@@ -268,11 +275,12 @@ public struct Cleaner: Sendable {
         if dupLines.charFraction > c.maxDupLineCharFraction { return "dup_line_chars" }
         if dupParagraphs.charFraction > c.maxDupParagraphCharFraction { return "dup_paragraph_chars" }
         let scale = chinese ? max(1, c.zhNgramScale) : 1
-        for (k, limit) in c.topNgramMaxFraction.enumerated() where stats.topNgramCharFraction((k + 2) * scale) > limit {
-            return "top_ngram"
+        var ngrams = NgramRepetition(stats)
+        for (k, limit) in c.topNgramMaxFraction.enumerated() {
+            if ngrams.topCharFraction((k + 2) * scale) > limit { return "top_ngram" }
         }
-        for (k, limit) in c.dupNgramMaxFraction.enumerated() where stats.duplicateNgramCharFraction((k + 5) * scale) > limit {
-            return "dup_ngram"
+        for (k, limit) in c.dupNgramMaxFraction.enumerated() {
+            if ngrams.duplicateCharFraction((k + 5) * scale) > limit { return "dup_ngram" }
         }
         if Double(lines.filter(\.endsWithPunctuation).count) < c.minLinePunctuationRatio * Double(nLines) { return "line_punctuation" }
         let shortLimit = chinese ? c.zhShortLineChars : c.shortLineChars
@@ -332,11 +340,34 @@ public struct Cleaner: Sendable {
         scratch.removeAll(keepingCapacity: true)
         for c in line { scratch.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
         return scratch.withUnsafeBytes { hay in
-            for p in phrases where !p.isEmpty && p.count <= hay.count {
-                if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
+            guard let prefixes = phrasePrefixes else {
+                for p in phrases where !p.isEmpty && p.count <= hay.count {
+                    if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
+                }
+                return false
+            }
+            // One pass over the line: only where its two bytes begin some phrase are phrases compared.
+            guard hay.count >= 2 else { return false }
+            for k in 0..<(hay.count - 1) {
+                let key = Int(hay[k]) << 8 | Int(hay[k + 1])
+                guard prefixes[key >> 6] & (1 << UInt64(key & 63)) != 0 else { continue }
+                for p in phrases where p.count <= hay.count - k && p[0] == hay[k] && p[1] == hay[k + 1] {
+                    if p.withUnsafeBytes({ memcmp(hay.baseAddress! + k, $0.baseAddress!, p.count) }) == 0 { return true }
+                }
             }
             return false
         }
+    }
+
+    /// A bit per two-byte prefix of the boilerplate phrases (nil when a phrase is shorter than two bytes).
+    static func prefixBits(_ phrases: [[UInt8]]) -> [UInt64]? {
+        var bits = [UInt64](repeating: 0, count: 1024)
+        for p in phrases where !p.isEmpty {
+            guard p.count >= 2 else { return nil }
+            let key = Int(p[0]) << 8 | Int(p[1])
+            bits[key >> 6] |= 1 << UInt64(key & 63)
+        }
+        return bits
     }
 
     /// Whether `needle` occurs in `hay` (memchr for the first byte, memcmp for the rest; memmem is a GNU

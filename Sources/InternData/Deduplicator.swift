@@ -2,7 +2,8 @@
 // MinHash-LSH near-duplicates, joined into clusters with union-find; the first document of each cluster is
 // kept. Two passes over the input: the first keeps only per-document band keys (bands × 8 bytes), ids and,
 // with `verify`, shingle sets; the second streams the input again and writes the kept documents, so the
-// texts are never all in memory. Signatures are computed on all cores, in batches.
+// texts are never all in memory. Signatures are computed on all cores, in batches. With a memory limit the
+// band keys go to `BandBuckets`, which spills sorted runs to disk and merges them when clustering.
 import Foundation
 
 /// Parameters of the dedup stage.
@@ -23,6 +24,10 @@ public struct DedupConfig: Codable, Sendable, Equatable {
     public var threads = 0
     /// Shingle hashing and permutations: "datasketch" (signatures equal datasketch's) or "fast".
     public var hashScheme = MinHasher.Scheme.datasketch
+    /// Bytes of LSH bucket entries held in memory before they are spilled to sorted runs on disk; 0: no limit.
+    public var memoryLimit = 0
+    /// Where spill files go; empty: the system's temporary folder.
+    public var spillDirectory = ""
 
     public init() {}
 
@@ -38,6 +43,9 @@ public struct DedupReport: Sendable, Equatable {
     public var documentsOut = 0
     public var bytesIn = 0
     public var bytesOut = 0
+    /// UTF-8 bytes of the documents' texts read and kept (the pipeline report counts text, not JSON).
+    public var textBytesIn = 0
+    public var textBytesOut = 0
     public var exactDuplicates = 0
     public var nearDuplicates = 0
     public var clusters = 0
@@ -158,7 +166,7 @@ public struct Deduplicator: Sendable {
         public var rejected: Int
     }
 
-    func cluster(_ keys: [DocumentKeys]) -> Clustering {
+    func cluster(_ keys: [DocumentKeys], buckets given: BandBuckets? = nil) throws(DatasetError) -> Clustering {
         let n = keys.count
         var uf = UnionFind(count: n)
         var exactDuplicates = 0
@@ -178,53 +186,60 @@ public struct Deduplicator: Sendable {
                 }
             }
         }
+        let buckets = given ?? BandBuckets.inMemory(keys, bands: lsh.bands)
         var candidates = 0
         var rejected = 0
-        var entries: [(UInt64, Int32)] = []
-        entries.reserveCapacity(n)
+        // Entries arrive sorted by (key, document); a group is a run of equal keys. Each member is paired with
+        // the earliest member it matches (at most 8 tries when verifying), so only the group's first members
+        // are kept.
+        let tries = config.verify ? 8 : 1
+        var groupKey: UInt64 = 0
+        var groupFirst: [Int] = []
         for band in 0..<lsh.bands {
-            entries.removeAll(keepingCapacity: true)
-            for k in 0..<n where !isExactDuplicate[k] && !keys[k].bandKeys.isEmpty {
-                entries.append((keys[k].bandKeys[band], Int32(k)))
-            }
-            entries.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-            var s = 0
-            while s < entries.count {
-                var e = s + 1
-                while e < entries.count && entries[e].0 == entries[s].0 { e += 1 }
-                if e - s > 1 {
-                    for j in (s + 1)..<e {
-                        let y = Int(entries[j].1)
-                        // Pair each member with the earliest member it matches (at most 8 tries when verifying).
-                        var joined = false
-                        for i in s..<min(j, s + (config.verify ? 8 : 1)) {
-                            let x = Int(entries[i].1)
-                            if uf.find(x) == uf.find(y) { joined = true; break }
-                            candidates += 1
-                            if let sx = keys[x].shingles, let sy = keys[y].shingles,
-                                MinHasher.jaccard(sx, sy) < config.threshold
-                            {
-                                rejected += 1
-                                continue
-                            }
-                            uf.union(x, y)
-                            pairs.append((x, y))
-                            joined = true
-                            break
-                        }
-                        _ = joined
-                    }
+            groupFirst.removeAll(keepingCapacity: true)
+            try buckets.forEachSorted(band: band) { e in
+                let y = Int(e.document)
+                if isExactDuplicate[y] { return }
+                if groupFirst.isEmpty || e.key != groupKey {
+                    groupKey = e.key
+                    groupFirst.removeAll(keepingCapacity: true)
+                    groupFirst.append(y)
+                    return
                 }
-                s = e
+                for x in groupFirst {
+                    if uf.find(x) == uf.find(y) { break }
+                    candidates += 1
+                    if let sx = keys[x].shingles, let sy = keys[y].shingles, MinHasher.jaccard(sx, sy) < config.threshold {
+                        rejected += 1
+                        continue
+                    }
+                    uf.union(x, y)
+                    pairs.append((x, y))
+                    break
+                }
+                if groupFirst.count < tries { groupFirst.append(y) }
             }
         }
         let roots = (0..<n).map { uf.find($0) }
         return Clustering(roots: roots, pairs: pairs, exactDuplicates: exactDuplicates, candidatePairs: candidates, rejected: rejected)
     }
 
+    /// Empty buckets with this config's memory budget, or nil when there is none.
+    func makeBuckets(directory: String? = nil) -> BandBuckets? {
+        guard config.memoryLimit > 0 else { return nil }
+        let dir =
+            directory
+            ?? (config.spillDirectory.isEmpty
+                ? FileManager.default.temporaryDirectory.path : config.spillDirectory)
+        return BandBuckets(bands: lsh.bands, memoryLimit: config.memoryLimit, directory: dir)
+    }
+
     /// Clusters texts held in memory (for tests and small inputs).
-    public func cluster(texts: [String]) -> Clustering {
-        cluster(keys(for: texts))
+    public func cluster(texts: [String]) throws(DatasetError) -> Clustering {
+        let keys = keys(for: texts)
+        guard let buckets = makeBuckets() else { return try cluster(keys) }
+        for (k, d) in keys.enumerated() where !d.bandKeys.isEmpty { try buckets.add(document: k, keys: d.bandKeys) }
+        return try cluster(keys, buckets: buckets)
     }
 
     // MARK: Files
@@ -245,24 +260,50 @@ public struct Deduplicator: Sendable {
         var keys: [DocumentKeys] = []
         var ids: [String] = []
         var recordLines: [Int] = []
+        /// Per document: the UTF-8 length of its text (0 when read from key files).
+        var textBytes: [Int32] = []
         var bytesRead = 0
+        /// With a memory limit: the band keys, moved out of `keys` as they come.
+        var buckets: BandBuckets?
+
+        /// Appends one document's keys (the band keys go to `buckets` when there are buckets).
+        mutating func append(_ documentKeys: DocumentKeys, id: String, line: Int, textBytes n: Int) throws(DatasetError) {
+            var d = documentKeys
+            if let buckets, !d.bandKeys.isEmpty {
+                try buckets.add(document: keys.count, keys: d.bandKeys)
+                d.bandKeys = []
+            }
+            keys.append(d)
+            ids.append(id)
+            recordLines.append(line)
+            textBytes.append(Int32(truncatingIfNeeded: n))
+        }
     }
 
-    func collectKeys(inputs: [String], shard: Shard, strict: Bool, bad: inout BadInputLog) throws(DatasetError) -> CollectedKeys {
+    func collectKeys(inputs: [String], shard: Shard, strict: Bool, bad: inout BadInputLog, spill: Bool = true)
+        throws(DatasetError) -> CollectedKeys
+    {
         let reader = DocumentReader(paths: inputs, strict: strict, shard: shard)
         var c = CollectedKeys()
+        if spill { c.buckets = makeBuckets() }
         var batch: [String] = []
+        var ids: [String] = [], lines: [Int] = []
         batch.reserveCapacity(4096)
-        while let doc = try reader.next() {
-            c.ids.append(doc.id)
-            c.recordLines.append(reader.lastRecordLine)
-            batch.append(doc.text)
-            if batch.count == 4096 {
-                c.keys.append(contentsOf: self.keys(for: batch))
-                batch.removeAll(keepingCapacity: true)
+        func flush() throws(DatasetError) {
+            for (k, d) in self.keys(for: batch).enumerated() {
+                try c.append(d, id: ids[k], line: lines[k], textBytes: batch[k].utf8.count)
             }
+            batch.removeAll(keepingCapacity: true)
+            ids.removeAll(keepingCapacity: true)
+            lines.removeAll(keepingCapacity: true)
         }
-        c.keys.append(contentsOf: self.keys(for: batch))
+        while let doc = try reader.next() {
+            ids.append(doc.id)
+            lines.append(reader.lastRecordLine)
+            batch.append(doc.text)
+            if batch.count == 4096 { try flush() }
+        }
+        try flush()
         bad.merge(reader.bad)
         c.bytesRead = reader.bytesRead
         return c
@@ -277,7 +318,7 @@ public struct Deduplicator: Sendable {
         let ids = collected.ids, recordLines = collected.recordLines
         report.documentsIn = ids.count
         report.bytesIn = collected.bytesRead
-        let clustering = cluster(collected.keys)
+        let clustering = try cluster(collected.keys, buckets: collected.buckets)
         report.exactDuplicates = clustering.exactDuplicates
         report.candidatePairs = clustering.candidatePairs
         report.rejectedByVerification = clustering.rejected
@@ -289,6 +330,10 @@ public struct Deduplicator: Sendable {
         // Pass 2: copy the input lines of the first document of each cluster, unparsed.
         var keptLines: [Int] = []
         for k in roots.indices where roots[k] == k { keptLines.append(recordLines[k]) }
+        for (k, n) in collected.textBytes.enumerated() {
+            report.textBytesIn += Int(n)
+            if roots[k] == k { report.textBytesOut += Int(n) }
+        }
         let writer = try AtomicWriter(path: output)
         var globalLine = 0
         var next = 0
@@ -342,7 +387,7 @@ extension Deduplicator {
         inputs: [String], shard: Shard, path: String, strict: Bool = false,
         bad: inout BadInputLog
     ) throws(DatasetError) -> Int {
-        let c = try collectKeys(inputs: inputs, shard: shard, strict: strict, bad: &bad)
+        let c = try collectKeys(inputs: inputs, shard: shard, strict: strict, bad: &bad, spill: false)
         var out = Self.keyFileMagic
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         u64(UInt64(lsh.bands)); u64(UInt64(lsh.rows)); u64(UInt64(config.numPerm)); u64(UInt64(c.ids.count))
@@ -404,9 +449,9 @@ extension Deduplicator {
         }
         entries.sort { $0.line < $1.line }
         var c = CollectedKeys()
-        c.keys = entries.map(\.keys)
-        c.ids = entries.map(\.id)
-        c.recordLines = entries.map(\.line)
+        c.buckets = makeBuckets()
+        for e in entries { try c.append(e.keys, id: e.id, line: e.line, textBytes: 0) }
+        entries = []
         return try finish(c, inputs: inputs, output: output, clustersPath: clustersPath, strict: strict)
     }
 }

@@ -27,6 +27,8 @@ public struct FormatOptions: Sendable {
     public var source: String?
     /// Re-tag documents that already carry a `lang`.
     public var retag = false
+    /// Tag languages here; the pipeline turns this off and tags in its worker threads instead.
+    public var tagLanguage = true
     public var strict = false
 
     public init() {}
@@ -59,6 +61,7 @@ public struct DocumentFormatter {
 
     func finishDocument(_ doc: inout Document, path: String) {
         if doc.source.isEmpty { doc.source = options.source ?? Self.baseName(path) }
+        guard options.tagLanguage else { return }
         if doc.lang.isEmpty || options.retag { doc.lang = LanguageTagger.tag(doc.text) }
     }
 

@@ -93,25 +93,46 @@ public enum JSONLine {
             return fields
         }
 
+        /// The index of the first byte at or after `from` that ends a plain run inside a string: a quote, a
+        /// backslash or a control character (b.count if none). Eight bytes at a time (SWAR): long texts are
+        /// most of a JSON Lines file, and their runs between `\n` escapes are long.
+        @inline(__always) func plainRunEnd(from: Int) -> Int {
+            var k = from
+            let n = b.count
+            let base = UnsafeRawPointer(b.baseAddress!)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while k + 8 <= n {
+                let v = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+                let quote = v ^ (ones &* 0x22), backslash = v ^ (ones &* 0x5C)
+                let hit =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((v &- ones &* 0x20) & ~v)
+                if hit & highs != 0 { break }
+                k += 8
+            }
+            while k < n {
+                let c = b[k]
+                if c == 0x22 || c == 0x5C || c < 0x20 { return k }
+                k += 1
+            }
+            return k
+        }
+
         /// Decodes the string starting at the opening quote.
         mutating func string() throws(JSONLineError) -> String {
             i += 1
             let start = i
             // Fast path: no escapes.
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") {
-                    guard let s = String(validating: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self) else {
-                        throw JSONLineError(message: "invalid UTF-8 in a string", byteOffset: start)
-                    }
-                    i += 1
-                    return s
-                }
-                if c == UInt8(ascii: "\\") { break }
-                if c < 0x20 { throw fail("control character in a string") }
-                i += 1
-            }
+            i = plainRunEnd(from: i)
             guard i < b.count else { throw fail("unterminated string") }
+            if b[i] == UInt8(ascii: "\"") {
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self) else {
+                    throw JSONLineError(message: "invalid UTF-8 in a string", byteOffset: start)
+                }
+                i += 1
+                return s
+            }
+            if b[i] < 0x20 { throw fail("control character in a string") }
             scratch.removeAll(keepingCapacity: true)
             scratch.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<i]))
             while i < b.count {
@@ -124,7 +145,12 @@ public enum JSONLine {
                     return s
                 }
                 if c < 0x20 { throw fail("control character in a string") }
-                if c != UInt8(ascii: "\\") { scratch.append(c); i += 1; continue }
+                if c != UInt8(ascii: "\\") {
+                    let end = plainRunEnd(from: i)
+                    scratch.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<end]))
+                    i = end
+                    continue
+                }
                 i += 1
                 guard i < b.count else { throw fail("unterminated escape") }
                 let e = b[i]
@@ -271,11 +297,25 @@ public enum JSONWriter {
         var s = s
         s.withUTF8 { u in
             var runStart = 0
-            for k in 0..<u.count {
+            var k = 0
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            while k < u.count {
+                // Eight bytes at a time past runs that need no escaping (SWAR, as in the parser).
+                if k + 8 <= u.count {
+                    let v = UInt64(littleEndian: UnsafeRawPointer(u.baseAddress! + k).loadUnaligned(as: UInt64.self))
+                    let quote = v ^ (ones &* 0x22), backslash = v ^ (ones &* 0x5C)
+                    let hit = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((v &- ones &* 0x20) & ~v)
+                    if hit & 0x8080_8080_8080_8080 == 0 {
+                        k += 8
+                        continue
+                    }
+                }
                 let c = u[k]
+                k += 1
                 if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<k]))
-                runStart = k + 1
+                let at = k - 1
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<at]))
+                runStart = at + 1
                 switch c {
                 case 0x22: out.append(contentsOf: [0x5C, 0x22])
                 case 0x5C: out.append(contentsOf: [0x5C, 0x5C])

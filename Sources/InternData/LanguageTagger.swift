@@ -34,24 +34,34 @@ public enum LanguageTagger {
 
     /// A language tag for `text`: "zh", "code", "en", "de", "fr" or "other".
     public static func tag(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { tag(utf8: $0) }
+    }
+
+    static func tag(utf8 u: UnsafeBufferPointer<UInt8>) -> String {
         var han = 0, kana = 0, hangul = 0, letters = 0, codeSymbols = 0, total = 0
         var seen = 0
-        for s in text.unicodeScalars {
+        var i = 0
+        let n = u.count
+        while i < n {
             seen += 1
             if seen > 20_000 { break }
-            let v = s.value
-            if v < 0x80 {
-                if (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) {
+            let c = u[i]
+            if c < 0x80 {
+                i += 1
+                if (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A {
                     letters += 1; total += 1
-                } else if v == 0x7B || v == 0x7D || v == 0x3B || v == 0x3D || v == 0x28 || v == 0x29 || v == 0x5B || v == 0x5D
-                    || v == 0x3C || v == 0x3E || v == 0x24 || v == 0x5F
+                } else if c == 0x7B || c == 0x7D || c == 0x3B || c == 0x3D || c == 0x28 || c == 0x29 || c == 0x5B || c == 0x5D
+                    || c == 0x3C || c == 0x3E || c == 0x24 || c == 0x5F
                 {
                     codeSymbols += 1; total += 1
-                } else if v > 0x20 {
+                } else if c > 0x20 {
                     total += 1
                 }
                 continue
             }
+            let (v, len) = decodeScalar(u, i)
+            i += len
             total += 1
             if isHan(v) {
                 han += 1
@@ -59,58 +69,128 @@ public enum LanguageTagger {
                 kana += 1
             } else if (0xAC00...0xD7AF).contains(v) {
                 hangul += 1
-            } else if (0xC0...0x24F).contains(v) || s.properties.isAlphabetic {
+            } else if (0xC0...0x24F).contains(v) || (Unicode.Scalar(v)?.properties.isAlphabetic ?? false) {
                 letters += 1
             }
         }
         guard total > 0 else { return "other" }
         if han > 0 && Double(han) >= 0.2 * Double(han + letters + kana + hangul) && kana < han / 4 { return "zh" }
         if kana + hangul > letters { return "other" }
-        if isCode(text, symbols: codeSymbols, total: total) { return "code" }
+        if isCode(u, symbols: codeSymbols, total: total) { return "code" }
         guard letters > 0 else { return "other" }
         // Latin script: the language whose stop words are most frequent (words compared by hash).
-        var counts = [Int](repeating: 0, count: stopWords.count)
+        var counts = [0, 0, 0]
         var words = 0
-        var text = text
-        text.withUTF8 { u in
-            var h = TextStats.fnvOffset
-            var inWord = false
-            for c in u {
-                let letter = c >= 0x80 || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
-                if letter {
-                    h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
-                    inWord = true
-                } else if inWord {
-                    words += 1
-                    for k in stopWordHashes.indices where stopWordHashes[k].contains(h) { counts[k] += 1 }
-                    h = TextStats.fnvOffset
-                    inWord = false
-                    if words >= 3000 { break }
-                }
-            }
-            if inWord {
+        var h = TextStats.fnvOffset
+        var inWord = false
+        let table = stopWordTable
+        for c in u {
+            let letter = c >= 0x80 || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+            if letter {
+                h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+                inWord = true
+            } else if inWord {
                 words += 1
-                for k in stopWordHashes.indices where stopWordHashes[k].contains(h) { counts[k] += 1 }
+                let languages = table.lookup(h)
+                if languages != 0 { for k in 0..<3 where languages & (1 << k) != 0 { counts[k] += 1 } }
+                h = TextStats.fnvOffset
+                inWord = false
+                if words >= 3000 { break }
             }
+        }
+        if inWord && words < 3000 {
+            words += 1
+            let languages = table.lookup(h)
+            for k in 0..<3 where languages & (1 << k) != 0 { counts[k] += 1 }
         }
         guard let best = counts.indices.max(by: { counts[$0] < counts[$1] }), words > 0 else { return "other" }
         if counts[best] * 20 < words { return "other" }
         return stopWords[best].lang
     }
 
+    /// One UTF-8 scalar at `i` (a stray byte decodes as itself) and its length.
+    @inline(__always) static func decodeScalar(_ u: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
+        let c = u[i], n = u.count
+        if c >= 0xF0, i + 3 < n {
+            return ((UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F), 4)
+        } else if c >= 0xE0, i + 2 < n {
+            return ((UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F), 3)
+        } else if c >= 0xC0, i + 1 < n {
+            return ((UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F), 2)
+        }
+        return (UInt32(c), 1)
+    }
+
     static let stopWordHashes: [Set<UInt64>] = stopWords.map { Set($0.words.map(TextStats.wordHash)) }
 
-    static func isCode(_ text: String, symbols: Int, total: Int) -> Bool {
+    /// Stop-word hash → bit mask of the languages (bit k: `stopWords[k]`), in an open-addressing table: a
+    /// Set<UInt64> re-hashes every word with SipHash, which was most of the tagger's time.
+    struct StopWordTable {
+        var keys: [UInt64]
+        var languages: [UInt8]
+        let mask: Int
+
+        init(_ lists: [Set<UInt64>]) {
+            keys = [UInt64](repeating: 0, count: 512)
+            languages = [UInt8](repeating: 0, count: 512)
+            mask = 511
+            for (k, list) in lists.enumerated() {
+                for h in list {
+                    var slot = Self.slot(h, mask)
+                    while keys[slot] != 0 && keys[slot] != h { slot = (slot + 1) & mask }
+                    keys[slot] = h
+                    languages[slot] |= 1 << k
+                }
+            }
+        }
+
+        @inline(__always) static func slot(_ h: UInt64, _ mask: Int) -> Int { Int(truncatingIfNeeded: h ^ (h >> 29)) & mask }
+
+        @inline(__always) func lookup(_ h: UInt64) -> UInt8 {
+            var slot = Self.slot(h, mask)
+            while true {
+                let k = keys[slot]
+                if k == h { return languages[slot] }
+                if k == 0 { return 0 }
+                slot = (slot + 1) & mask
+            }
+        }
+    }
+
+    static let stopWordTable = StopWordTable(stopWordHashes)
+
+    static let codeKeywordBytes: [[UInt8]] = codeKeywords.map { Array($0.utf8) } + [Array("//".utf8), Array("# ".utf8)]
+
+    /// Whether at least half of the first 400 non-empty lines look like code (end in `;{}):` or start with a
+    /// keyword or comment).
+    static func isCode(_ u: UnsafeBufferPointer<UInt8>, symbols: Int, total: Int) -> Bool {
         guard Double(symbols) >= 0.05 * Double(total) else { return false }
-        var lines = 0, codeLines = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true).prefix(400) {
-            let t = line.trimmingPrefix(while: { $0 == " " || $0 == "\t" })
-            if t.isEmpty { continue }
+        var lines = 0, codeLines = 0, nonEmpty = 0
+        var start = 0
+        let n = u.count
+        while start < n && nonEmpty < 400 {
+            var end = start
+            while end < n && u[end] != 0x0A { end += 1 }
+            var s = start
+            while s < end && (u[s] == 0x20 || u[s] == 0x09) { s += 1 }
+            if end > start { nonEmpty += 1 }
+            start = end + 1
+            if s == end { continue }
             lines += 1
-            if let last = t.last, last == ";" || last == "{" || last == "}" || last == ")" || last == ":" { codeLines += 1; continue }
-            if codeKeywords.contains(where: { t.hasPrefix($0) }) || t.hasPrefix("//") || t.hasPrefix("# ") { codeLines += 1 }
+            let last = u[end - 1]
+            if last == 0x3B || last == 0x7B || last == 0x7D || last == 0x29 || last == 0x3A { codeLines += 1; continue }
+            for k in codeKeywordBytes where k.count <= end - s {
+                var match = true
+                for j in 0..<k.count where u[s + j] != k[j] { match = false; break }
+                if match { codeLines += 1; break }
+            }
         }
         return lines > 0 && Double(codeLines) >= 0.5 * Double(lines)
+    }
+
+    static func isCode(_ text: String, symbols: Int, total: Int) -> Bool {
+        var text = text
+        return text.withUTF8 { isCode($0, symbols: symbols, total: total) }
     }
 
     /// CJK unified ideographs (basic, extension A, compatibility, extension B and on).

@@ -63,77 +63,53 @@ public struct MinHasher: Sendable {
         tokens.removeAll(keepingCapacity: true)
         // Full Unicode lower-casing (as Python's str.lower) is slow; ASCII text needs only A-Z mapped.
         let lower = Self.lowercasedUTF8(text)
-        var ranges: [Range<Int>] = []
+        // Token k is lower[starts[k]..<ends[k]].
+        var starts: [Int32] = [], ends: [Int32] = []
+        starts.reserveCapacity(lower.count / 4)
+        ends.reserveCapacity(lower.count / 4)
         lower.withUnsafeBufferPointer { u in
             var start = -1
             var i = 0
             let n = u.count
             while i < n {
                 let c = u[i]
-                var v = UInt32(c)
-                var len = 1
-                if c >= 0xF0, i + 3 < n {
-                    v = (UInt32(c & 0x07) << 18) | (UInt32(u[i + 1] & 0x3F) << 12) | (UInt32(u[i + 2] & 0x3F) << 6) | UInt32(u[i + 3] & 0x3F); len = 4
-                } else if c >= 0xE0, i + 2 < n {
-                    v = (UInt32(c & 0x0F) << 12) | (UInt32(u[i + 1] & 0x3F) << 6) | UInt32(u[i + 2] & 0x3F); len = 3
-                } else if c >= 0xC0, i + 1 < n {
-                    v = (UInt32(c & 0x1F) << 6) | UInt32(u[i + 1] & 0x3F); len = 2
+                if c < 0x80 {
+                    // ASCII: a word character or a separator.
+                    if (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) {
+                        if start < 0 { start = i }
+                    } else if start >= 0 {
+                        starts.append(Int32(start)); ends.append(Int32(i))
+                        start = -1
+                    }
+                    i += 1
+                    continue
                 }
+                let (v, len) = LanguageTagger.decodeScalar(u, i)
                 let single = v >= 0x3040 && (LanguageTagger.isHan(v) || (v >= 0x3040 && v <= 0x30FF) || (v >= 0xAC00 && v <= 0xD7AF))
                 if single {
-                    if start >= 0 { ranges.append(start..<i); start = -1 }
-                    ranges.append(i..<(i + len))
+                    if start >= 0 { starts.append(Int32(start)); ends.append(Int32(i)); start = -1 }
+                    starts.append(Int32(i)); ends.append(Int32(i + len))
                 } else if Self.isWordScalar(v) {
                     if start < 0 { start = i }
                 } else if start >= 0 {
-                    ranges.append(start..<i)
+                    starts.append(Int32(start)); ends.append(Int32(i))
                     start = -1
                 }
                 i += len
             }
-            if start >= 0 { ranges.append(start..<n) }
-            for r in ranges {
+            if start >= 0 { starts.append(Int32(start)); ends.append(Int32(n)) }
+            for k in starts.indices {
                 var h: UInt64 = 0xcbf2_9ce4_8422_2325
-                for k in r { h = (h ^ UInt64(u[k])) &* 0x100_0000_01b3 }
+                for j in Int(starts[k])..<Int(ends[k]) { h = (h ^ UInt64(u[j])) &* 0x100_0000_01b3 }
                 tokens.append(h)
             }
-            guard !ranges.isEmpty else { return }
-            let g = min(ngram, ranges.count)
-            // A shingle is "tok tok ... tok". Where the text already separates its tokens by single spaces the
-            // shingle is a substring of the text and is hashed in place; otherwise it is copied to `scratch`.
-            var singleSpaceAfter = [Bool](repeating: false, count: ranges.count)
-            for k in 0..<(ranges.count - 1) {
-                singleSpaceAfter[k] = ranges[k + 1].lowerBound == ranges[k].upperBound + 1 && u[ranges[k].upperBound] == 0x20
-            }
-            var badGaps = 0  // gaps in the current window that are not single spaces
-            for k in 0..<(g - 1) where !singleSpaceAfter[k] { badGaps += 1 }
-            var scratch = [UInt8](repeating: 0, count: 256)
-            let base = u.baseAddress!
-            for s in 0...(ranges.count - g) {
-                if s > 0 {
-                    if !singleSpaceAfter[s - 1] { badGaps -= 1 }
-                    if g > 1 && !singleSpaceAfter[s + g - 2] { badGaps += 1 }
-                }
-                let h: UInt32
-                if badGaps == 0 {
-                    let lo = ranges[s].lowerBound, hi = ranges[s + g - 1].upperBound
-                    h = intern_sha1_hash32(base + lo, hi - lo)
-                } else {
-                    var length = g - 1
-                    for k in s..<(s + g) { length += ranges[k].count }
-                    if scratch.count < length { scratch = [UInt8](repeating: 0, count: length * 2) }
-                    h = scratch.withUnsafeMutableBufferPointer { buf -> UInt32 in
-                        var at = 0
-                        for k in s..<(s + g) {
-                            if k > s { buf[at] = 0x20; at += 1 }
-                            let r = ranges[k]
-                            (buf.baseAddress! + at).update(from: base + r.lowerBound, count: r.count)
-                            at += r.count
-                        }
-                        return intern_sha1_hash32(buf.baseAddress, at)
-                    }
-                }
-                out.append(Self.fmix32(h))
+            guard !starts.isEmpty else { return }
+            let g = min(ngram, starts.count)
+            let count = starts.count - g + 1
+            out.reserveCapacity(count)
+            out.append(contentsOf: repeatElement(0, count: count))
+            out.withUnsafeMutableBufferPointer { o in
+                intern_datasketch_shingle_hashes(u.baseAddress!, starts, ends, Int32(starts.count), Int32(g), o.baseAddress!)
             }
         }
     }
@@ -150,17 +126,20 @@ public struct MinHasher: Sendable {
     }
 
     static func lowercasedUTF8(_ text: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
         var text = text
-        let ascii = text.withUTF8 { u -> Bool in
-            var ok = true
-            for c in u { if c >= 0x80 { ok = false; break } }
-            if ok { for c in u { out.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) } }
-            return ok
+        var ascii = true
+        var out = text.withUTF8 { u in
+            [UInt8](unsafeUninitializedCapacity: u.count) { o, count in
+                for k in 0..<u.count {
+                    let c = u[k]
+                    if c >= 0x80 { ascii = false; break }
+                    o[k] = c &+ (c &- 0x41 < 26 ? 0x20 : 0)
+                }
+                count = ascii ? u.count : 0
+            }
         }
         if ascii { return out }
-        out.removeAll(keepingCapacity: true)
+        out.reserveCapacity(text.utf8.count)
         for s in text.unicodeScalars {
             let v = s.value
             if v < 0x80 {

@@ -1,11 +1,13 @@
-// `intern data run`: format → clean → dedup → safety → quality from one JSON config. Streaming stages
-// before the dedup barrier run in one pass (format and clean together), dedup reads that output twice, and
-// the stages after it run in a second pass. Intermediate files live in a work folder with a `.done` marker
-// per phase, so an interrupted run can resume; the final output is renamed into place atomically.
+// `intern data run`: format → clean → dedup → safety → quality from one JSON or YAML config. Phase 1 reads
+// the inputs once: the reading thread splits them into documents, worker threads tag languages, run the
+// streaming stages before the dedup barrier and compute each surviving document's dedup keys (MinHash band
+// keys), and the survivors are written in input order. Dedup then clusters those keys (no second parse) and
+// copies the kept lines; phase 2 runs the streaming stages after dedup. Intermediate files live in a work
+// folder with a marker per phase, so an interrupted run can resume; the output is renamed into place atomically.
 import Foundation
 
-/// A pipeline configuration file.
-public struct PipelineConfig: Codable, Sendable {
+/// A pipeline configuration file (JSON, or YAML with the same keys).
+public struct PipelineConfig: Codable, Sendable, Equatable {
     /// Input files of any format the format stage reads; `--input` overrides.
     public var inputs: [String] = []
     public var output = ""
@@ -90,6 +92,9 @@ public struct Pipeline {
     public var resume = false
     /// Called with the number of documents read so far (for a progress line).
     public var progress: ((Int) -> Void)?
+    /// Makes the perplexity function of a `scorer: perplexity` quality stage (the engine is outside this
+    /// library; `intern data run` sets it).
+    public var makePerplexityScorer: ((QualityConfig) throws -> @Sendable (String) throws -> Double?)?
 
     public init(config: PipelineConfig) {
         self.config = config
@@ -100,7 +105,20 @@ public struct Pipeline {
         case "normalize": return NormalizeFilter()
         case "clean": return Cleaner(config: config.clean)
         case "safety": return try SafetyFilter(config: config.safety)
-        case "quality": return try QualityFilter(config: config.quality)
+        case "quality":
+            switch config.quality.scorer {
+            case "classifier": return try QualityFilter(config: config.quality)
+            case "perplexity":
+                guard let make = makePerplexityScorer else { throw .usage("the perplexity scorer needs the engine (run it through `intern data`)") }
+                do {
+                    return PerplexityFilter(maxPerplexity: config.quality.maxPerplexity, perplexity: try make(config.quality))
+                } catch let e as DatasetError {
+                    throw e
+                } catch {
+                    throw .io(file: config.quality.model, message: "cannot load the language model: \(error)")
+                }
+            default: throw .usage("quality.scorer must be 'classifier' or 'perplexity', got '\(config.quality.scorer)'")
+            }
         default: throw .usage("'\(name)' is not a streaming stage")
         }
     }
@@ -121,6 +139,10 @@ public struct Pipeline {
         var report = PipelineReport()
         report.shard = shard.description
         var bad = BadInputLog()
+        var dedupConfig = config.dedup
+        dedupConfig.threads = threads
+        // Dedup keys computed by phase 1's workers (nil when phase 1 was resumed from the work folder).
+        var phase1Keys: Deduplicator.CollectedKeys?
 
         // Phase 1: format + streaming stages before dedup.
         let phase1 = dedupIndex == nil ? config.output : work + "/phase1.jsonl"
@@ -135,42 +157,37 @@ public struct Pipeline {
                     var o = FormatOptions()
                     o.textField = config.textField
                     o.strict = strict
+                    o.tagLanguage = false  // The runner's workers tag.
                     return o
                 }())
             var formatStats = StageStats(stage: "format")
-            // One input file's documents at a time (the formatter pushes them); popped from `head`.
-            var buffer: [Document] = []
-            var head = 0
             var inputIndex = 0
-            var fileIndex = 0
             var bytesOut = 0
-            let inputs = config.inputs
-            // Pull documents from the formatter file by file.
-            let next: () throws(DatasetError) -> Document? = {
-                while head >= buffer.count {
-                    buffer.removeAll(keepingCapacity: true)
-                    head = 0
-                    guard fileIndex < inputs.count else { return nil }
-                    try formatter.read(path: inputs[fileIndex]) { (d: Document) throws(DatasetError) in
-                        defer { inputIndex += 1 }
-                        formatStats.documentsIn += 1
-                        if self.shard.contains(inputIndex) { buffer.append(d) }
-                    }
-                    fileIndex += 1
-                }
-                let d = buffer[head]
-                head += 1
-                formatStats.documentsOut += 1
-                bytesOut += d.text.utf8.count
-                if formatStats.documentsOut % 1000 == 0 { progress?(formatStats.documentsOut) }
-                return d
-            }
             let filters = try before.map { (name: String) throws(DatasetError) -> any DocumentFilter in try filter(named: name) }
             var runner = StageRunner(filters: filters, threads: threads)
             runner.samplesPerStage = config.samplesPerStage
+            runner.tagLanguage = true
+            if dedupIndex != nil {
+                let dedup = try Deduplicator(config: dedupConfig)
+                runner.dedup = dedup
+                runner.collectedKeys.buckets = dedup.makeBuckets(directory: dedupConfig.spillDirectory.isEmpty ? work : nil)
+            }
             let writer = try DocumentWriter(path: phase1)
-            let stats = try runner.run(next: next, write: writer.write)
+            // The formatter pushes documents into the runner, which hands batches to the workers as they fill.
+            for path in config.inputs {
+                try formatter.read(path: path) { (d: Document) throws(DatasetError) in
+                    defer { inputIndex += 1 }
+                    formatStats.documentsIn += 1
+                    guard self.shard.contains(inputIndex) else { return }
+                    formatStats.documentsOut += 1
+                    bytesOut += d.text.utf8.count
+                    if formatStats.documentsOut % 1000 == 0 { progress?(formatStats.documentsOut) }
+                    try runner.add(d, write: writer.write)
+                }
+            }
+            let stats = try runner.finish(write: writer.write)
             try writer.finish()
+            if dedupIndex != nil { phase1Keys = runner.collectedKeys }
             bad.merge(formatter.bad)
             formatStats.bytesIn = formatter.bytesIn
             formatStats.bytesOut = bytesOut
@@ -191,16 +208,19 @@ public struct Pipeline {
         if dedupIndex != nil {
             let deduped = after.isEmpty ? config.output : work + "/phase2.jsonl"
             let dedupStart = Date()
-            var dedupConfig = config.dedup
-            dedupConfig.threads = threads
             let dedup = try Deduplicator(config: dedupConfig)
-            var dedupBad = BadInputLog()
-            let r = try dedup.run(inputs: [phase1], output: deduped, clustersPath: work + "/clusters.jsonl", strict: strict, bad: &dedupBad)
+            let r: DedupReport
+            if let phase1Keys {
+                r = try dedup.finish(phase1Keys, inputs: [phase1], output: deduped, clustersPath: work + "/clusters.jsonl", strict: strict)
+            } else {
+                var dedupBad = BadInputLog()
+                r = try dedup.run(inputs: [phase1], output: deduped, clustersPath: work + "/clusters.jsonl", strict: strict, bad: &dedupBad)
+            }
             var s = StageStats(stage: "dedup")
             s.documentsIn = r.documentsIn
             s.documentsOut = r.documentsOut
-            s.bytesIn = textBytes(phase1)
-            s.bytesOut = after.isEmpty ? textBytes(deduped) : textBytes(deduped)
+            s.bytesIn = r.textBytesIn
+            s.bytesOut = r.textBytesOut
             if r.exactDuplicates > 0 { s.removed["exact_duplicate"] = r.exactDuplicates }
             if r.nearDuplicates > 0 { s.removed["near_duplicate"] = r.nearDuplicates }
             s.counts["clusters"] = r.clusters
@@ -236,13 +256,6 @@ public struct Pipeline {
         return report
     }
 
-    /// The total text bytes of a JSON Lines file's documents.
-    func textBytes(_ path: String) -> Int {
-        let r = DocumentReader(paths: [path])
-        var n = 0
-        while let d = try? r.next() { n += d.text.utf8.count }
-        return n
-    }
 }
 
 extension PipelineReport {

@@ -20,39 +20,71 @@ public struct QualityModel: Sendable, Equatable {
 
     // MARK: Features
 
-    /// Hashed feature indices of `text` with their counts scaled to unit L2 norm.
+    /// Hashed feature indices of `text` with their counts scaled to unit L2 norm, in increasing index order.
     public func features(_ text: String) -> [(Int, Float)] {
         var tokens: [UInt64] = []
         MinHasher.tokenHashes(text, into: &tokens)
         let mask = (1 << bits) - 1
-        var counts: [Int: Float] = [:]
-        counts.reserveCapacity(tokens.count * 2)
+        // Feature indices, counted by sorting (a Dictionary re-hashes every key with SipHash).
+        var indices: [Int32] = []
+        indices.reserveCapacity(tokens.count * 2 + 4)
         for (k, t) in tokens.enumerated() {
-            counts[Int(truncatingIfNeeded: MinHasher.mix(t) & UInt64(mask)), default: 0] += 1
+            indices.append(Int32(truncatingIfNeeded: MinHasher.mix(t) & UInt64(mask)))
             if k > 0 {
-                counts[Int(truncatingIfNeeded: MinHasher.mix(t &* 31 ^ tokens[k - 1] ^ 0x5bd1e995) & UInt64(mask)), default: 0] += 1
+                indices.append(Int32(truncatingIfNeeded: MinHasher.mix(t &* 31 ^ tokens[k - 1] ^ 0x5bd1e995) & UInt64(mask)))
             }
         }
-        // Shape features: the share of lines that end like sentences and the mean line length, in buckets, so
-        // that menus made of unseen words still look like menus.
+        // Shape features: the share of lines that end like sentences and the mean line length (in scalars), in
+        // buckets, so that menus made of unseen words still look like menus.
         var lines = 0, sentenceEnds = 0, chars = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            lines += 1
-            chars += line.count
-            if let last = line.unicodeScalars.last, TextStats.chinesePunctuationEnd.contains(last.value) { sentenceEnds += 1 }
+        var text = text
+        text.withUTF8 { u in
+            var lineChars = 0
+            var last: UInt32 = 0
+            var i = 0
+            func endLine() {
+                guard lineChars > 0 else { return }
+                lines += 1
+                chars += lineChars
+                if TextStats.isChinesePunctuationEnd(last) { sentenceEnds += 1 }
+            }
+            while i < u.count {
+                if u[i] == 0x0A {
+                    endLine()
+                    lineChars = 0
+                    i += 1
+                    continue
+                }
+                let (v, len) = LanguageTagger.decodeScalar(u, i)
+                i += len
+                lineChars += 1
+                last = v
+            }
+            endLine()
         }
         if lines > 0 {
             let endBucket = sentenceEnds * 4 / lines
             let lengthBucket = min(6, Int(log2(Double(chars / lines + 1))))
             for (kind, bucket) in [(1, endBucket), (2, lengthBucket)] {
                 let h = MinHasher.mix(0xFEED_0000 &+ UInt64(kind) << 8 &+ UInt64(bucket))
-                counts[Int(truncatingIfNeeded: h & UInt64(mask)), default: 0] += 2
+                let index = Int32(truncatingIfNeeded: h & UInt64(mask))
+                indices.append(index)
+                indices.append(index)
             }
         }
+        indices.sort()
+        var counts: [(Int, Float)] = []
+        var k = 0
+        while k < indices.count {
+            var e = k + 1
+            while e < indices.count && indices[e] == indices[k] { e += 1 }
+            counts.append((Int(indices[k]), Float(e - k)))
+            k = e
+        }
         var norm: Float = 0
-        for v in counts.values { norm += v * v }
+        for (_, v) in counts { norm += v * v }
         norm = norm > 0 ? 1 / norm.squareRoot() : 0
-        return counts.map { ($0.key, $0.value * norm) }
+        return counts.map { ($0.0, $0.1 * norm) }
     }
 
     /// The probability that `text` is like the positive training documents.
@@ -122,10 +154,17 @@ public struct QualityModel: Sendable, Equatable {
 
 /// Settings of the quality stage.
 public struct QualityConfig: Codable, Sendable, Equatable {
-    /// Model file; empty: Assets/quality/web-quality.ikqm.
+    /// "classifier" (the hashed n-gram model) or "perplexity" (a language model through the engine).
+    public var scorer = "classifier"
+    /// Model file: a classifier (.ikqm; empty: Assets/quality/web-quality.ikqm) or, for perplexity, a
+    /// language model (.gguf or a checkpoint folder).
     public var model = ""
-    /// Documents scoring below this are removed.
+    /// Classifier: documents scoring below this are removed.
     public var threshold = 0.5
+    /// Perplexity: documents above this are removed.
+    public var maxPerplexity = 1000.0
+    /// Perplexity: tokens scored per document at most (its beginning).
+    public var maxTokens = 256
     public init() {}
 
     public static func load(path: String?) throws(DatasetError) -> QualityConfig {
@@ -161,6 +200,32 @@ public struct QualityFilter: DocumentFilter {
         if s < threshold { return .remove(rule: "low_score") }
         var d = document
         d.setMeta("quality_score", raw: String(format: "%.4f", s))
+        return .keep(d, counts: [:])
+    }
+}
+
+/// The quality stage by language-model perplexity, as CCNet filters Common Crawl: documents above
+/// `maxPerplexity` are removed, kept ones record `meta.perplexity`. The scorer is given by the caller, since
+/// the engine that runs the model is outside this library (`intern data` wires InternEval's
+/// `DocumentPerplexityScorer` in).
+public struct PerplexityFilter: DocumentFilter {
+    /// The perplexity of a text; nil when it is too short to score.
+    public let perplexity: @Sendable (String) throws -> Double?
+    public let maxPerplexity: Double
+    public var stageName: String { "quality" }
+
+    public init(maxPerplexity: Double, perplexity: @escaping @Sendable (String) throws -> Double?) {
+        self.maxPerplexity = maxPerplexity
+        self.perplexity = perplexity
+    }
+
+    public func apply(_ document: Document) -> FilterResult {
+        let p: Double?
+        do { p = try perplexity(document.text) } catch { return .remove(rule: "scoring_failed") }
+        guard let p else { return .remove(rule: "too_short") }
+        if !(p <= maxPerplexity) { return .remove(rule: "high_perplexity") }
+        var d = document
+        d.setMeta("perplexity", raw: String(format: "%.3f", p))
         return .keep(d, counts: [:])
     }
 }

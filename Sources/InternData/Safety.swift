@@ -41,6 +41,8 @@ public struct SafetyFilter: DocumentFilter {
     let domains: Set<String>
     /// English words and phrases (as lists of word hashes), indexed by the first word's hash.
     let phrases: [UInt64: [[UInt64]]]
+    /// A bit per low 16 bits of the phrases' first-word hashes: most words miss it and skip the dictionary.
+    let firstWordBits: [UInt64]
     /// Chinese entries as scalar arrays, indexed by the first scalar.
     let chinese: [UInt32: [[UInt32]]]
     public var stageName: String { "safety" }
@@ -70,6 +72,9 @@ public struct SafetyFilter: DocumentFilter {
             }
         }
         self.phrases = phrases
+        var bits = [UInt64](repeating: 0, count: 1024)
+        for first in phrases.keys { bits[Int(first & 0xFFFF) >> 6] |= 1 << (first & 63) }
+        firstWordBits = bits
         self.chinese = chinese
     }
 
@@ -158,7 +163,7 @@ public struct SafetyFilter: DocumentFilter {
         if !phrases.isEmpty {
             let words = Self.wordHashes(text)
             for (k, w) in words.enumerated() {
-                guard let candidates = phrases[w] else { continue }
+                guard firstWordBits[Int(w & 0xFFFF) >> 6] & (1 << (w & 63)) != 0, let candidates = phrases[w] else { continue }
                 for p in candidates where k + p.count <= words.count {
                     if p.count == 1 || words[k..<(k + p.count)].elementsEqual(p) { hits += 1; break }
                 }

@@ -35,11 +35,41 @@ struct TextStats {
     ]
     static let bulletStarts: Set<UInt32> = [0x2022, 0x2023, 0x25AA, 0x25CF, 0x00B7, 0x2043, 0x25E6, 0x2013, 0x2D, 0x2A, 0x3E]
 
+    // The sets above as switches: a Set<UInt32> lookup hashes with SipHash, and these run once per line.
+    @inline(__always) static func isLatinPunctuationEnd(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x2E, 0x21, 0x3F, 0x22, 0x27, 0x2019, 0x201D, 0x3A, 0x29: return true
+        default: return false
+        }
+    }
+
+    @inline(__always) static func isChinesePunctuationEnd(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x3002, 0xFF01, 0xFF1F, 0xFF1B, 0x2026, 0x201D, 0x300D, 0x300F, 0xFF09, 0x2E, 0x21, 0x3F, 0xFF1A, 0x22: return true
+        default: return false
+        }
+    }
+
+    @inline(__always) static func isBulletStart(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x2022, 0x2023, 0x25AA, 0x25CF, 0x00B7, 0x2043, 0x25E6, 0x2013, 0x2D, 0x2A, 0x3E: return true
+        default: return false
+        }
+    }
+
     /// Gathers the statistics of `text`; `stopWords` holds the FNV hashes of the language's stop words.
     init(_ text: String, chinese: Bool, stopWords: Set<UInt64>) {
+        self.init(text, chinese: chinese, stopWords: LanguageTagger.StopWordTable([stopWords]))
+    }
+
+    init(_ text: String, chinese: Bool, stopWords: LanguageTagger.StopWordTable) {
         self.chinese = chinese
         var text = text
-        text.withUTF8 { u in self.scan(u, stopWords: stopWords) }
+        text.withUTF8 { u in
+            wordHashes.reserveCapacity(u.count / 5)
+            wordLengths.reserveCapacity(u.count / 5)
+            self.scan(u, stopWords: stopWords)
+        }
     }
 
     static let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -56,7 +86,7 @@ struct TextStats {
         return h
     }
 
-    mutating func scan(_ u: UnsafeBufferPointer<UInt8>, stopWords: Set<UInt64>) {
+    mutating func scan(_ u: UnsafeBufferPointer<UInt8>, stopWords: LanguageTagger.StopWordTable) {
         var i = 0
         let n = u.count
         // Current line state.
@@ -82,7 +112,7 @@ struct TextStats {
                     wordHashes.append(wordHash)
                     wordLengths.append(Int32(wordLen))
                     wordChars += wordLen
-                    if stopWords.contains(wordHash) { stopWordHits += 1 }
+                    if stopWords.lookup(wordHash) != 0 { stopWordHits += 1 }
                     lineWords += 1
                 } else if tokenAllDots && pendingPunct >= 3 {
                     symbolTokens += 1
@@ -100,12 +130,12 @@ struct TextStats {
             endWord()
             let trimmedEnd = lastScalars.2
             let isEllipsis = trimmedEnd == 0x2026 || (lastScalars.0 == 0x2E && lastScalars.1 == 0x2E && lastScalars.2 == 0x2E)
-            let punct = chinese ? Self.chinesePunctuationEnd.contains(trimmedEnd) : Self.latinPunctuationEnd.contains(trimmedEnd)
+            let punct = chinese ? Self.isChinesePunctuationEnd(trimmedEnd) : Self.isLatinPunctuationEnd(trimmedEnd)
             if lineChars > 0 {
                 lines.append(
                     Line(
                         chars: lineChars, words: lineWords, endsWithPunctuation: punct,
-                        isBullet: Self.bulletStarts.contains(firstScalar), endsWithEllipsis: isEllipsis, hash: lineHash))
+                        isBullet: Self.isBulletStart(firstScalar), endsWithEllipsis: isEllipsis, hash: lineHash))
                 paraHash = (paraHash ^ lineHash) &* Self.fnvPrime
                 paraChars += lineChars
             } else if paraChars > 0 {
@@ -214,6 +244,15 @@ struct TextStats {
             mask = size - 1
         }
 
+        /// Empties the table, growing it to hold `capacity` keys.
+        mutating func reset(capacity: Int) {
+            if capacity * 2 > keys.count {
+                self = HashCounter(capacity: capacity)
+                return
+            }
+            keys.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
+
         /// Adds one occurrence of `key`; returns the slot (whose count is now at least 1).
         @inline(__always) mutating func add(_ key: UInt64) -> Int {
             let k = key == 0 ? 1 : key
@@ -256,7 +295,8 @@ struct TextStats {
         return h
     }
 
-    /// Gopher: the characters of the most frequent n-gram's occurrences over all word characters.
+    /// Gopher: the characters of the most frequent n-gram's occurrences over all word characters. (The
+    /// reference for `NgramRepetition`, which the cleaner uses.)
     func topNgramCharFraction(_ n: Int) -> Double {
         guard wordHashes.count >= n, wordChars > 0 else { return 0 }
         var table = HashCounter(capacity: wordHashes.count)
@@ -275,7 +315,8 @@ struct TextStats {
         return Double(Int(best.count) * Int(best.chars)) / Double(wordChars)
     }
 
-    /// Gopher: the fraction of word characters inside n-grams that occur more than once.
+    /// Gopher: the fraction of word characters inside n-grams that occur more than once. (The reference for
+    /// `NgramRepetition`.)
     func duplicateNgramCharFraction(_ n: Int) -> Double {
         guard wordHashes.count >= n, wordChars > 0 else { return 0 }
         var seen = HashCounter(capacity: wordHashes.count)
@@ -289,5 +330,128 @@ struct TextStats {
         var c = 0
         for k in covered.indices where covered[k] { c += Int(wordLengths[k]) }
         return Double(c) / Double(wordChars)
+    }
+}
+
+/// Gopher's n-gram repetition measures for increasing n over one document's words, sharing the work. An
+/// n-gram whose (n-1)-gram prefix occurs once occurs once itself, so after each size only the start positions
+/// of repeated n-grams stay candidates for the next: every copy of a repeated n-gram is among them, so its
+/// count is exact, and ordinary text has few such positions beyond n = 3. Each candidate's hash is extended
+/// by a word from the previous size's instead of re-hashing n words, word characters come from prefix sums,
+/// and one hash table is reused. Equal to `TextStats.topNgramCharFraction` and `duplicateNgramCharFraction`
+/// (tested), which hash every n-gram from scratch.
+struct NgramRepetition {
+    let stats: TextStats
+    /// Start positions (increasing) whose n-gram may be repeated, and the hash of that n-gram.
+    var positions: [Int32] = []
+    var hashes: [UInt64] = []
+    var slots: [Int] = []
+    var n = 0
+    /// prefixChars[k]: characters of words 0..<k.
+    var prefixChars: [Int]
+    var table: TextStats.HashCounter
+
+    init(_ stats: TextStats) {
+        self.stats = stats
+        let count = stats.wordHashes.count
+        prefixChars = [Int](repeating: 0, count: count + 1)
+        for k in 0..<count { prefixChars[k + 1] = prefixChars[k] + Int(stats.wordLengths[k]) }
+        table = TextStats.HashCounter(capacity: max(1, count))
+        restart()
+    }
+
+    /// Every position a candidate again, for n = 0.
+    mutating func restart() {
+        let count = stats.wordHashes.count
+        positions = (0..<count).map { Int32($0) }
+        hashes = [UInt64](repeating: 0x9E37_79B9_7F4A_7C15, count: count)
+        n = 0
+    }
+
+    /// Brings the candidates' hashes to n-grams of size `target` (from scratch when `target` is below n),
+    /// dropping positions too close to the end.
+    mutating func advance(to target: Int) {
+        if target < n { restart() }
+        let words = stats.wordHashes
+        let count = words.count
+        while n < target {
+            n += 1
+            let size = n
+            var valid = positions.count
+            while valid > 0 && Int(positions[valid - 1]) > count - size { valid -= 1 }
+            positions.removeLast(positions.count - valid)
+            hashes.removeLast(hashes.count - valid)
+            positions.withUnsafeBufferPointer { p in
+                hashes.withUnsafeMutableBufferPointer { h in
+                    words.withUnsafeBufferPointer { w in
+                        for i in 0..<p.count {
+                            var x = (h[i] ^ w[Int(p[i]) + size - 1]) &* 0xBF58_476D_1CE4_E5B9
+                            x ^= x >> 31
+                            h[i] = x
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts the candidates' n-grams; `slots[i]` is candidate i's entry in `table`.
+    mutating func countCandidates() {
+        table.reset(capacity: stats.wordHashes.count)
+        slots.removeAll(keepingCapacity: true)
+        for h in hashes { slots.append(table.add(h)) }
+    }
+
+    /// Keeps only the candidates whose n-gram is repeated.
+    mutating func pruneToRepeated() {
+        var kept = 0
+        for i in 0..<positions.count where table.counts[slots[i]] > 1 {
+            positions[kept] = positions[i]
+            hashes[kept] = hashes[i]
+            kept += 1
+        }
+        positions.removeLast(positions.count - kept)
+        hashes.removeLast(hashes.count - kept)
+    }
+
+    /// The most frequent n-gram's occurrences times its characters, over all word characters.
+    mutating func topCharFraction(_ size: Int) -> Double {
+        let count = stats.wordHashes.count
+        guard count >= size, stats.wordChars > 0 else { return 0 }
+        advance(to: size)
+        table.reset(capacity: count)
+        slots.removeAll(keepingCapacity: true)
+        var best: (count: Int32, chars: Int32) = (0, 0)
+        for i in 0..<positions.count {
+            let slot = table.add(hashes[i])
+            slots.append(slot)
+            if table.counts[slot] == 1 {
+                let s = Int(positions[i])
+                table.extra[slot] = Int32(prefixChars[s + size] - prefixChars[s])
+            }
+            let e = (table.counts[slot], table.extra[slot])
+            if e.0 > best.count || (e.0 == best.count && e.1 > best.chars) { best = e }
+        }
+        pruneToRepeated()
+        guard best.count > 1 else { return 0 }
+        return Double(Int(best.count) * Int(best.chars)) / Double(stats.wordChars)
+    }
+
+    /// The share of word characters inside n-grams that occur more than once (the union of their spans).
+    mutating func duplicateCharFraction(_ size: Int) -> Double {
+        let count = stats.wordHashes.count
+        guard count >= size, stats.wordChars > 0 else { return 0 }
+        advance(to: size)
+        countCandidates()
+        var covered = 0
+        var coveredUntil = 0  // spans start in increasing order, so their union grows at the end only
+        for (i, slot) in slots.enumerated() where table.counts[slot] > 1 {
+            let s = Int(positions[i])
+            let from = max(s, coveredUntil)
+            covered += prefixChars[s + size] - prefixChars[from]
+            coveredUntil = s + size
+        }
+        pruneToRepeated()
+        return covered == 0 ? 0 : Double(covered) / Double(stats.wordChars)
     }
 }

@@ -183,4 +183,36 @@ extension CleanConfig {
         dupNgramMaxFraction = dupNgramMaxFraction.map { _ in 1 }
         topNgramMaxFraction = topNgramMaxFraction.map { _ in 1 }
     }
+
+    /// The shared n-gram pass the cleaner uses against the per-n reference measures, on word sequences with
+    /// planted repeats, for the English sizes (2-4 then 5-10) and the doubled Chinese ones.
+    @Test func ngramRepetitionEqualsReference() {
+        var rng = SplitMix64(seed: 11)
+        for trial in 0..<40 {
+            let vocabulary = 3 + Int(rng.next() % 40)
+            var words = (0..<(5 + Int(rng.next() % 300))).map { _ in "w\(rng.next() % UInt64(vocabulary))" }
+            if trial % 3 == 0 { words += Array(words.prefix(30)) }
+            let stats = TextStats(words.joined(separator: " "), chinese: false, stopWords: Set<UInt64>())
+            for scale in [1, 2] {
+                var shared = NgramRepetition(stats)
+                for n in 2...4 {
+                    #expect(shared.topCharFraction(n * scale) == stats.topNgramCharFraction(n * scale), "trial \(trial), n \(n * scale)")
+                }
+                for n in 5...10 {
+                    #expect(
+                        shared.duplicateCharFraction(n * scale) == stats.duplicateNgramCharFraction(n * scale), "trial \(trial), n \(n * scale)")
+                }
+                #expect(shared.topCharFraction(2) == stats.topNgramCharFraction(2))  // going back to a smaller n
+            }
+        }
+    }
+
+    @Test func punctuationAndBulletSwitchesEqualTheirSets() {
+        let differing = (UInt32(0)...0x10000).filter { v in
+            TextStats.isLatinPunctuationEnd(v) != TextStats.latinPunctuationEnd.contains(v)
+                || TextStats.isChinesePunctuationEnd(v) != TextStats.chinesePunctuationEnd.contains(v)
+                || TextStats.isBulletStart(v) != TextStats.bulletStarts.contains(v)
+        }
+        #expect(differing.isEmpty, "\(differing.prefix(5))")
+    }
 }

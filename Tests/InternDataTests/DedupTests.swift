@@ -69,6 +69,44 @@ struct DedupTests {
         }
     }
 
+    /// The C batch (two SHA-1 blocks at a time, shingles built in place) against shingle strings hashed one
+    /// by one, with tokens long enough that some shingles need two or more blocks.
+    @Test func batchedShingleHashesEqualOneByOne() {
+        var rng = SplitMix64(seed: 5)
+        for ngram in [1, 3, 5] {
+            var words: [String] = []
+            for _ in 0..<301 {
+                let length = rng.next() % 10 == 0 ? 20 + Int(rng.next() % 60) : 1 + Int(rng.next() % 9)
+                words.append(String((0..<length).map { _ in Character(Unicode.Scalar(UInt8(97 + rng.next() % 26))) }))
+            }
+            let hasher = MinHasher(numPerm: 16, ngram: ngram, scheme: .datasketch)
+            var tokens: [UInt64] = [], hashes: [UInt32] = []
+            hasher.datasketchHashes(words.joined(separator: " \n"), tokens: &tokens, into: &hashes)
+            let expected = (0...(words.count - ngram)).map { s in
+                MinHasher.fmix32(MinHasher.sha1Hash32(Array(words[s..<(s + ngram)].joined(separator: " ").utf8)))
+            }
+            #expect(hashes == expected, "ngram \(ngram)")
+        }
+    }
+
+    /// The register-blocked AVX2 kernel of the datasketch scheme against a plain loop (32-lane blocks,
+    /// 8-lane blocks and a scalar tail).
+    @Test(arguments: [1, 7, 8, 40, 128, 131])
+    func datasketchKernelMatchesReference(numPerm: Int) {
+        let hasher = MinHasher(numPerm: numPerm, ngram: 2, seed: 3, scheme: .datasketch)
+        var rng = SplitMix64(seed: UInt64(numPerm))
+        for count in [0, 1, 5, 200] {
+            let xs = (0..<count).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
+            var sig: [UInt32] = []
+            hasher.signature32(hashes: xs, into: &sig)
+            var reference = [UInt32](repeating: .max, count: numPerm)
+            for x in xs {
+                for k in 0..<numPerm { reference[k] = min(reference[k], hasher.a32[k] &* x &+ hasher.b32[k]) }
+            }
+            #expect(sig == reference, "numPerm \(numPerm), \(count) hashes")
+        }
+    }
+
     @Test func chineseUsesCharacterShinglesAndShortDocumentsAreKept() {
         var tokens: [UInt64] = []
         MinHasher.tokenHashes("中文分词，Hello World 2024！", into: &tokens)
@@ -127,7 +165,7 @@ struct DedupTests {
         }
         #expect(truth.count > 50 && strong.count > 20)
         // Found pairs: the LSH pairs that were joined; recall counts pairs that ended in one cluster.
-        let clustering = dedup.cluster(texts: texts)
+        let clustering = try dedup.cluster(texts: texts)
         let found = Set(clustering.pairs.map { [$0.0, $0.1] })
         let precision = Double(found.intersection(truth).count) / Double(max(1, found.count))
         let clustered = Self.pairs(clustering.roots)
@@ -143,6 +181,45 @@ struct DedupTests {
         if verify {
             #expect(clustering.pairs.allSatisfy { MinHasher.jaccard(sets[$0.0], sets[$0.1]) >= 0.8 })
         }
+    }
+
+    /// A budget of a kilobyte makes the band buckets spill to many sorted runs on disk; the clusters,
+    /// joined pairs and files must be those of the in-memory run.
+    @Test(arguments: [false, true])
+    func spilledBucketsGiveTheInMemoryClusters(verify: Bool) throws {
+        let dir = DataFixtures.scratchDirectory()
+        let (texts, _) = Self.plantedCorpus(seed: 8, bases: 40, copies: 4)
+        let input = dir + "/in.jsonl"
+        let w = try DocumentWriter(path: input)
+        for (k, t) in texts.enumerated() { try w.write(Document(id: "d\(k)", text: t)) }
+        try w.finish()
+        var config = DedupConfig()
+        config.verify = verify
+        let inMemory = try Deduplicator(config: config)
+        config.memoryLimit = 1024  // 64 entries: about 20 runs
+        config.spillDirectory = dir
+        let spilling = try Deduplicator(config: config)
+        let buckets = try #require(spilling.makeBuckets())
+        let keys = inMemory.keys(for: texts)
+        for (k, d) in keys.enumerated() { try buckets.add(document: k, keys: d.bandKeys) }
+        #expect(buckets.files.count >= 10)
+        let expected = try inMemory.cluster(keys)
+        let got = try spilling.cluster(keys, buckets: buckets)
+        #expect(got.roots == expected.roots && expected.roots != Array(expected.roots.indices))
+        #expect(got.pairs.map { [$0.0, $0.1] } == expected.pairs.map { [$0.0, $0.1] })
+        #expect(got.candidatePairs == expected.candidatePairs)
+        // Through the files: the same kept documents and clusters.
+        var bad = BadInputLog()
+        let a = try inMemory.run(inputs: [input], output: dir + "/a.jsonl", clustersPath: dir + "/a-clusters.jsonl", bad: &bad)
+        let b = try spilling.run(inputs: [input], output: dir + "/b.jsonl", clustersPath: dir + "/b-clusters.jsonl", bad: &bad)
+        #expect(a == b && a.clusters > 10)
+        #expect(try String(contentsOfFile: dir + "/a.jsonl", encoding: .utf8) == String(contentsOfFile: dir + "/b.jsonl", encoding: .utf8))
+        #expect(
+            try String(contentsOfFile: dir + "/a-clusters.jsonl", encoding: .utf8)
+                == String(contentsOfFile: dir + "/b-clusters.jsonl", encoding: .utf8))
+        // Spill files are removed once the buckets are gone.
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".run") }
+        #expect(left.count == buckets.files.count)  // only this test's own `buckets` are still alive
     }
 
     @Test func shardedTwoPhaseDedupEqualsOneProcess() throws {

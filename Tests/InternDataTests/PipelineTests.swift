@@ -122,4 +122,20 @@ struct PipelineTests {
         #expect(try decoder.decode(DedupConfig.self, from: encoder.encode(DedupConfig())) == DedupConfig())
         #expect(try decoder.decode(QualityConfig.self, from: encoder.encode(QualityConfig())) == QualityConfig())
     }
+
+    @Test func yamlConfigEqualsTheJSONConfig() throws {
+        let json = try PipelineConfig.load(path: DataFixtures.asset("data/pipeline.json"))
+        let yaml = try PipelineConfig.load(path: DataFixtures.asset("data/pipeline.yaml"))
+        #expect(yaml == json)
+        #expect(yaml.dedup.verify && yaml.dedup.numPerm == 128 && yaml.stages.count == 5)
+        // A non-default value and a typo must behave in YAML as in JSON.
+        let dir = DataFixtures.scratchDirectory()
+        DataFixtures.write("output: out.jsonl\nclean:\n  min_words: 80\n  top_ngram_max_fraction: [0.3, 0.2, 0.1]\n", to: dir + "/p.yml")
+        let c = try PipelineConfig.load(path: dir + "/p.yml")
+        #expect(c.clean.minWords == 80 && c.clean.topNgramMaxFraction == [0.3, 0.2, 0.1] && c.output == dir + "/out.jsonl")
+        DataFixtures.write("clean:\n  min_word: 80\n", to: dir + "/typo.yaml")
+        #expect(throws: DatasetError.self) { _ = try PipelineConfig.load(path: dir + "/typo.yaml") }
+        DataFixtures.write("clean: [unclosed\n", to: dir + "/broken.yaml")
+        #expect(throws: DatasetError.self) { _ = try PipelineConfig.load(path: dir + "/broken.yaml") }
+    }
 }
