@@ -44,12 +44,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most requests waiting for a slot before the server answers 429.")
     var maxQueue = 256
 
+    @Option(help: "Prompt tokens prefilled per scheduler step, between decode steps of the running requests (0: whole prompts).")
+    var prefillChunk = 256
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
     func validate() throws {
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be at least 0") }
+        guard prefillChunk >= 0 else { throw ValidationError("--prefill-chunk must be at least 0") }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
@@ -65,18 +69,22 @@ struct ServeCommand: AsyncParsableCommand {
         let tokenizer = try modelOptions.loadTokenizer()
         let model = try modelOptions.loadModel()
         let plan = MemoryPlan(
-            model: model, weightsBytes: Self.weightsBytes(in: modelOptions.directory), maxBatch: maxBatch, contextLength: ctx,
+            model: model, weightsBytes: Self.weightsBytes(at: modelOptions.directory), maxBatch: maxBatch, contextLength: ctx,
             kvBudgetBytes: kvCacheMib.map { $0 << 20 }, queueCapacity: maxQueue)
         guard plan.kvBudgetTokens >= 1 else { throw ValidationError("the KV budget holds no token: raise --kv-cache-mib") }
         let name = modelName ?? modelOptions.directory.standardizedFileURL.lastPathComponent
+        let format = try modelOptions.chatFormat(tokenizer: tokenizer)
         logger.info("memory plan: \(plan.summary)")
-        let service = InferenceService(model: model, tokenizer: tokenizer, modelName: name, plan: plan, logger: logger)
+        let service = InferenceService(
+            model: model, tokenizer: tokenizer, modelName: name, plan: plan, format: format, prefillChunk: prefillChunk, logger: logger)
         logger.info("serving '\(name)' on http://\(host):\(port)/v1")
         try await runServer(service: service, configuration: ServerConfiguration(host: host, port: port, apiKey: apiKey), logger: logger)
     }
 
-    /// Bytes of the weight files (safetensors shards) in the checkpoint directory.
-    static func weightsBytes(in directory: URL) -> Int {
+    /// Bytes of the weights: the GGUF file, or the safetensors shards of a checkpoint directory.
+    static func weightsBytes(at path: URL) -> Int {
+        if path.pathExtension.lowercased() == "gguf" { return (try? path.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0 }
+        let directory = path
         let files = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.fileSizeKey])) ?? []
         return files.filter { $0.pathExtension == "safetensors" }.reduce(0) {
             $0 + ((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0)

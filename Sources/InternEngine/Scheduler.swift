@@ -1,12 +1,17 @@
 // Continuous batching: one scheduler thread owns the model and every sequence's KV cache. Requests are
-// Sendable values queued under a lock; between decode steps the thread admits waiting requests (while
-// the batch has a free slot and the KV budget has room for the request's worst case, prompt +
-// max_tokens), prefills each one, then advances every active sequence by one token in a single
-// `forwardBatch`. A sequence whose consumer went away (client disconnect) is dropped at the next step
-// boundary, which frees its slot and its cache. Per-sequence sampling, penalties, stop tokens and stop
-// strings work exactly as `Generator.run` (llama.cpp server slots; vLLM's scheduler, without paging).
-// Prompts are prefilled one request at a time between decode steps; chunked prefill mixed into decode
-// steps is left out.
+// Sendable values queued under a lock; each iteration of the thread admits waiting requests (while the
+// batch has a free slot and the KV budget has room for the request's worst case, prompt + max_tokens),
+// runs at most `prefillChunk` prompt tokens of the sequences still prefilling (chunked prefill, so a
+// long prompt costs the running streams one chunk per token instead of its whole prefill), then
+// advances every decoding sequence by one token in a single `forwardBatch`. A sequence whose consumer
+// went away (client disconnect) is dropped at the next iteration, which frees its slot and its cache.
+// Per-sequence sampling, penalties, stop tokens and stop strings work exactly as `Generator.run`
+// (llama.cpp server slots; vLLM's scheduler with chunked prefill, without paging).
+//
+// Batch invariance under chunking: a prompt is always cut at the same places, multiples of
+// `prefillChunk` from its start, whatever else is running; only how many of its chunks run per
+// iteration depends on the load. A chunk's logits do not depend on which iteration runs it, so a
+// request's tokens and logprobs stay bitwise the same under any load.
 public import Foundation
 import InternCore
 public import InternModels
@@ -118,6 +123,10 @@ public struct SchedulerStats: Sendable, Equatable {
     public var kvUsedTokens = 0
     /// Rows of the last batched decode step.
     public var lastBatchSize = 0
+    /// Prompt tokens prefilled in the iteration of the last decode step (before it).
+    public var lastPrefillTokens = 0
+    /// Prompt chunks prefilled in all.
+    public var prefillChunks = 0
     public var steps = 0
 }
 
@@ -128,6 +137,9 @@ public final class Scheduler: @unchecked Sendable {
     public let model: any LanguageModel
     public let tokenizer: any Tokenizer
     public let plan: MemoryPlan
+    /// Most prompt tokens one iteration prefills, and the size of the chunks prompts are cut into; 0 runs
+    /// each prompt whole.
+    public let prefillChunk: Int
     /// Called on the scheduler thread after each decode step with the batch size and the stats.
     private let onStep: (@Sendable (Int, SchedulerStats) -> Void)?
 
@@ -141,16 +153,21 @@ public final class Scheduler: @unchecked Sendable {
     private var shared = SchedulerStats()
 
     // Scheduler-thread state.
+    /// Sequences that have their first token: one row each in the next decode step.
     private var active: [RunningSequence] = []
+    /// Admitted sequences whose prompt is not all in the cache yet, first come first served.
+    private var prefilling: [RunningSequence] = []
+    private var prefillTokensThisIteration = 0
     private var thread: Thread?
 
     public init(
-        model: any LanguageModel, tokenizer: any Tokenizer, plan: MemoryPlan,
+        model: any LanguageModel, tokenizer: any Tokenizer, plan: MemoryPlan, prefillChunk: Int = 256,
         onStep: (@Sendable (Int, SchedulerStats) -> Void)? = nil
     ) {
         self.model = model
         self.tokenizer = tokenizer
         self.plan = plan
+        self.prefillChunk = max(0, prefillChunk)
         self.onStep = onStep
     }
 
@@ -244,7 +261,7 @@ public final class Scheduler: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while waiting.isEmpty && active.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
+            while waiting.isEmpty && active.isEmpty && prefilling.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
             let dropped = cancelled
             cancelled.removeAll()
             var admitted: [Entry] = []
@@ -254,8 +271,9 @@ public final class Scheduler: @unchecked Sendable {
                 shared.queued = 0
                 condition.unlock()
                 for entry in queued { entry.continuation.finish(throwing: SchedulerError.shuttingDown) }
-                for sequence in active { finish(sequence, reason: .cancelled) }
+                for sequence in prefilling + active { finish(sequence, reason: .cancelled) }
                 active.removeAll()
+                prefilling.removeAll()
                 condition.lock()
                 shared.active = 0
                 shared.kvReservedTokens = 0
@@ -264,7 +282,7 @@ public final class Scheduler: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            while let first = waiting.first, active.count + admitted.count < plan.maxBatch,
+            while let first = waiting.first, active.count + prefilling.count + admitted.count < plan.maxBatch,
                 shared.kvReservedTokens + first.reservation <= plan.kvBudgetTokens
             {
                 waiting.removeFirst()
@@ -275,16 +293,18 @@ public final class Scheduler: @unchecked Sendable {
             condition.unlock()
 
             if !dropped.isEmpty {
-                for sequence in active where dropped.contains(sequence.id) { release(sequence, reason: .cancelled) }
-                active.removeAll { dropped.contains($0.id) }
+                for sequence in prefilling + active where dropped.contains(sequence.id) { release(sequence, reason: .cancelled) }
             }
-            for entry in admitted { prefill(entry) }
+            for entry in admitted { begin(entry) }
+            prefillTokensThisIteration = 0
+            prefill()
             step()
             publish()
         }
     }
 
-    private func prefill(_ entry: Entry) {
+    /// Checks an admitted request and queues it for prefill.
+    private func begin(_ entry: Entry) {
         let sequence = RunningSequence(entry: entry, model: model, tokenizer: tokenizer, contextLength: plan.contextLength)
         let request = entry.request
         do {
@@ -293,22 +313,53 @@ public final class Scheduler: @unchecked Sendable {
             guard request.prompt.count <= plan.contextLength else {
                 throw EngineError.promptTooLong(promptTokens: request.prompt.count, contextLength: plan.contextLength)
             }
-            if sequence.maxTokens == 0 {
-                release(sequence, reason: .length)
-                return
-            }
-            try request.prompt.withUnsafeBufferPointer { ids in
-                try sequence.logits.withUnsafeMutableBufferPointer {
-                    try model.forward(ids, cache: sequence.cache, allLogits: false, logits: $0.baseAddress!)
-                }
-            }
         } catch {
             fail(sequence, error)
             return
         }
-        sequence.promptSeconds = RunningSequence.seconds(ContinuousClock.now - sequence.start)
-        sequence.decodeStart = .now
-        sequence.logits.withUnsafeMutableBufferPointer { consume(sequence, $0) }
+        if sequence.maxTokens == 0 {
+            release(sequence, reason: .length)
+            return
+        }
+        prefilling.append(sequence)
+    }
+
+    /// Runs whole chunks of the waiting prompts, oldest first, while they fit this iteration's budget of
+    /// `prefillChunk` tokens (at least one chunk). A sequence whose prompt is done samples its first token
+    /// and joins the decode batch.
+    private func prefill() {
+        var budget = prefillChunk > 0 ? prefillChunk : Int.max
+        var ran = 0
+        while let sequence = prefilling.first {
+            let prompt = sequence.request.prompt
+            let end = prefillChunk > 0 ? min(prompt.count, sequence.prefilled + prefillChunk) : prompt.count
+            let count = end - sequence.prefilled
+            guard ran == 0 || count <= budget else { break }
+            do {
+                try prompt.withUnsafeBufferPointer { ids in
+                    try sequence.logits.withUnsafeMutableBufferPointer {
+                        try model.forward(
+                            UnsafeBufferPointer(rebasing: ids[sequence.prefilled..<end]), cache: sequence.cache, allLogits: false,
+                            logits: $0.baseAddress!)
+                    }
+                }
+            } catch {
+                fail(sequence, error)
+                continue
+            }
+            sequence.prefilled = end
+            ran += 1
+            budget -= count
+            prefillTokensThisIteration += count
+            condition.lock()
+            shared.prefillChunks += 1
+            condition.unlock()
+            guard end == prompt.count else { continue }
+            prefilling.removeFirst()
+            sequence.promptSeconds = RunningSequence.seconds(ContinuousClock.now - sequence.start)
+            sequence.decodeStart = .now
+            sequence.logits.withUnsafeMutableBufferPointer { consume(sequence, $0) }
+        }
     }
 
     /// One batched decode step over every sequence waiting for its next token.
@@ -336,6 +387,7 @@ public final class Scheduler: @unchecked Sendable {
         }
         condition.lock()
         shared.lastBatchSize = rows.count
+        shared.lastPrefillTokens = prefillTokensThisIteration
         shared.steps += 1
         condition.unlock()
         onStep?(rows.count, stats)
@@ -373,6 +425,7 @@ public final class Scheduler: @unchecked Sendable {
     /// after its response never sees its own request still counted.
     private func release(_ sequence: RunningSequence, reason: FinishReason) {
         active.removeAll { $0 === sequence }
+        prefilling.removeAll { $0 === sequence }
         condition.lock()
         shared.kvReservedTokens -= sequence.reservation
         condition.unlock()
@@ -402,6 +455,7 @@ public final class Scheduler: @unchecked Sendable {
 
     private func fail(_ sequence: RunningSequence, _ error: any Error) {
         active.removeAll { $0 === sequence }
+        prefilling.removeAll { $0 === sequence }
         condition.lock()
         shared.kvReservedTokens -= sequence.reservation
         condition.unlock()
@@ -410,9 +464,9 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func publish() {
-        let used = active.reduce(0) { $0 + $1.cache.count }
+        let used = (prefilling + active).reduce(0) { $0 + $1.cache.count }
         condition.lock()
-        shared.active = active.count
+        shared.active = active.count + prefilling.count
         shared.kvUsedTokens = used
         condition.unlock()
     }
@@ -465,6 +519,8 @@ private final class RunningSequence {
     var generated: [Int32] = []
     var text = ""
     var pendingToken: Int32?
+    /// Prompt tokens already in the cache.
+    var prefilled = 0
     let start = ContinuousClock.now
     var decodeStart: ContinuousClock.Instant?
     var promptSeconds = 0.0

@@ -23,17 +23,23 @@ public final class InferenceService: Service, Sendable {
     /// Special tokens the chat output parser must see by name.
     let actionTokenIDs: Set<Int32>
 
-    public init(model: any LanguageModel, tokenizer: any Tokenizer, modelName: String, plan: MemoryPlan, logger: Logger) {
+    /// - Parameters:
+    ///   - format: the chat template (default InternLM2's).
+    ///   - prefillChunk: prompt tokens prefilled per scheduler iteration, between decode steps (0: whole prompts).
+    public init(
+        model: any LanguageModel, tokenizer: any Tokenizer, modelName: String, plan: MemoryPlan, format: InternLM2ChatFormat? = nil,
+        prefillChunk: Int = 256, logger: Logger
+    ) {
         let metrics = ServerMetrics(plan: plan)
         self.metrics = metrics
-        scheduler = Scheduler(model: model, tokenizer: tokenizer, plan: plan) { size, stats in
+        scheduler = Scheduler(model: model, tokenizer: tokenizer, plan: plan, prefillChunk: prefillChunk) { size, stats in
             metrics.batchSize.record(Double(size))
             metrics.update(stats)
         }
         self.tokenizer = tokenizer
         self.modelName = modelName
         self.logger = logger
-        format = InternLM2ChatFormat(tokenizer: tokenizer)
+        self.format = format ?? InternLM2ChatFormat(tokenizer: tokenizer)
         actionTokenIDs = Set(
             ["<|action_start|>", "<|action_end|>", "<|plugin|>", "<|interpreter|>"].compactMap {
                 tokenizer.specialTokenID($0)
@@ -69,7 +75,12 @@ public final class InferenceService: Service, Sendable {
     func prepare(chat request: ChatCompletionRequest) throws(OpenAIError) -> Prepared {
         try checkModel(request.sampling.model)
         let tools = request.toolChoice == .none ? [] : request.tools
-        var segments = InternLM2ChatFormat.segments(for: request.messages, tools: tools)
+        if !tools.isEmpty, let missing = ["<|plugin|>", "<|action_start|>", "<|action_end|>"].first(where: { tokenizer.specialTokenID($0) == nil }) {
+            throw .invalidRequest(
+                "'\(modelName)' cannot call tools: its tokenizer has no \(missing) token (tool calls use InternLM2's action tokens).",
+                param: "tools", code: "tools_not_supported")
+        }
+        var segments = format.segments(for: request.messages, tools: tools)
         var forced: [PromptSegment] = []
         switch request.toolChoice {
         case .required: forced = [.special("<|action_start|>"), .special("<|plugin|>"), .text("\n")]

@@ -1,7 +1,8 @@
-public import InternEngine
 // The server's Prometheus metrics, kept in one swift-prometheus registry per application (not the
 // process-wide swift-metrics bootstrap, so several applications can live in one test process). Names
 // follow Prometheus conventions: `_total` counters, `_seconds` histograms, base units.
+import Foundation
+public import InternEngine
 public import Prometheus
 
 /// Counters, gauges and histograms that /metrics exports.
@@ -17,6 +18,9 @@ public final class ServerMetrics: Sendable {
     let kvReservedTokens: Gauge
     let kvUsedTokens: Gauge
     let cancelledRequests: Counter
+    let prefillChunks: Counter
+    /// The scheduler's prefill chunk count already added to `prefillChunks`.
+    private let prefillChunksReported = LockedInt()
 
     public init(plan: MemoryPlan, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -46,6 +50,8 @@ public final class ServerMetrics: Sendable {
         cancelledRequests = registry.makeCounter(
             name: "intern_cancelled_requests_total",
             help: "Requests whose client went away before the end.")
+        prefillChunks = registry.makeCounter(
+            name: "intern_prefill_chunks_total", help: "Prompt chunks prefilled between decode steps (--prefill-chunk).")
         // The memory plan, constant for the process.
         registry.makeGauge(name: "intern_weights_bytes", help: "Bytes of model weights.").set(Double(plan.weightsBytes))
         registry.makeGauge(name: "intern_kv_bytes_per_token", help: "KV cache bytes per position.").set(Double(plan.kvBytesPerToken))
@@ -69,11 +75,28 @@ public final class ServerMetrics: Sendable {
         activeSequences.set(Double(stats.active))
         kvReservedTokens.set(Double(stats.kvReservedTokens))
         kvUsedTokens.set(Double(stats.kvUsedTokens))
+        let newChunks = prefillChunksReported.advance(to: stats.prefillChunks)
+        if newChunks > 0 { prefillChunks.increment(by: Int64(newChunks)) }
     }
 
     /// The Prometheus text exposition of every metric, the scheduler's gauges refreshed first.
     func exposition(_ stats: SchedulerStats) -> String {
         update(stats)
         return registry.emitToString()
+    }
+}
+
+/// An integer that only grows, under a lock.
+private final class LockedInt: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    /// Sets the value to `newValue` if larger; returns by how much it grew.
+    func advance(to newValue: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let grown = max(0, newValue - value)
+        value += grown
+        return grown
     }
 }

@@ -1,6 +1,7 @@
 // The continuous-batching scheduler on a real (tiny, random) InternLM2 fixture: a seeded request gives
 // bitwise the same tokens and logprobs alone and amid concurrent requests, greedy output equals
-// `Generator.run`, admission respects the batch and KV limits, and a dropped stream frees its slot.
+// `Generator.run`, admission respects the batch and KV limits, a dropped stream frees its slot, and a long
+// prompt is prefilled in chunks between the decode steps of the running streams, with the same numbers.
 import Foundation
 import InternCore
 import InternEngine
@@ -43,12 +44,14 @@ func waitUntil(_ condition: () -> Bool) async throws {
 @Suite(.serialized) struct SchedulerTests {
     static let tokenizer = try! SentencePieceTokenizer(contentsOf: tokenizerURL)
 
-    func makeScheduler(maxBatch: Int = 16, kvBudgetTokens: Int? = nil, onStep: (@Sendable (Int, SchedulerStats) -> Void)? = nil) throws -> Scheduler {
+    func makeScheduler(
+        maxBatch: Int = 16, kvBudgetTokens: Int? = nil, prefillChunk: Int = 256, onStep: (@Sendable (Int, SchedulerStats) -> Void)? = nil
+    ) throws -> Scheduler {
         let model = try InternLM2Model(directory: schedulerFixture, threadCount: 2)
         let plan = MemoryPlan(
             model: model, weightsBytes: 0, maxBatch: maxBatch,
             kvBudgetBytes: kvBudgetTokens.map { $0 * model.kvCacheLayers * model.kvCacheRowSize * 8 })
-        let scheduler = Scheduler(model: model, tokenizer: Self.tokenizer, plan: plan, onStep: onStep)
+        let scheduler = Scheduler(model: model, tokenizer: Self.tokenizer, plan: plan, prefillChunk: prefillChunk, onStep: onStep)
         scheduler.start()
         return scheduler
     }
@@ -154,5 +157,77 @@ func waitUntil(_ condition: () -> Bool) async throws {
         while let event = try await iterator.next() { if case .done(let info) = event { finish = info.finishReason } }
         #expect(finish == .cancelled)
         #expect(throws: SchedulerError.shuttingDown) { _ = try scheduler.submit(request(prompt: [1], seed: 1)) }
+    }
+
+    @Test func chunkedPrefillGivesBitwiseTheSameTokensAndLogprobs() async throws {
+        let probe = request(prompt: [1] + (0..<22).map { Int32(60 + $0 * 3) }, seed: 5)
+        var results: [Collected] = []
+        for chunk in [0, 4, 7] {
+            let scheduler = try makeScheduler(prefillChunk: chunk)
+            results.append(try await collect(try scheduler.submit(probe)))
+            await scheduler.shutdown()
+        }
+        #expect(results[0].ids.count == 20)
+        for other in results.dropFirst() {
+            #expect(other.ids == results[0].ids)
+            #expect(other.logprobs.map { $0.logprob.bitPattern } == results[0].logprobs.map { $0.logprob.bitPattern })
+        }
+    }
+
+    @Test func longPromptIsPrefilledInChunksBetweenDecodeSteps() async throws {
+        // The scheduler thread holds its first decode step (the short request's) until the long request is
+        // queued, so the order of events below does not depend on timing.
+        let log = StepLog()
+        let scheduler = try makeScheduler(prefillChunk: 8) { size, stats in log.record(size, stats.lastPrefillTokens) }
+        let short = try scheduler.submit(request(prompt: [1, 5, 6], seed: 3, maxTokens: 40))
+        try await waitUntil { log.count > 0 }
+        let long = try scheduler.submit(request(prompt: [1] + (0..<47).map { Int32(30 + $0) }, seed: 4, maxTokens: 5))
+        log.open()
+        async let shortResult = collect(short)
+        let longResult = try await collect(long)
+        let shortIDs = try await shortResult.ids
+        #expect(shortIDs.count == 40)
+        #expect(longResult.ids.count == 5)
+        let steps = log.entries
+        #expect(steps.first?.prefill == 3)  // the short prompt, whole, before its first decode step
+        // The 48-token prompt ran as 6 chunks of 8, each in an iteration that also advanced the short stream.
+        let chunks = steps.dropFirst().filter { $0.prefill > 0 }
+        #expect(chunks.count == 6)
+        #expect(chunks.allSatisfy { $0.prefill == 8 && $0.batch >= 1 })
+        await scheduler.shutdown()
+    }
+}
+
+/// Decode steps seen by `onStep`; the first one blocks until `open()`.
+final class StepLog: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var isOpen = false
+    private var items: [(batch: Int, prefill: Int)] = []
+
+    func record(_ batch: Int, _ prefill: Int) {
+        lock.lock()
+        items.append((batch, prefill))
+        lock.broadcast()
+        while !isOpen { lock.wait() }
+        lock.unlock()
+    }
+
+    func open() {
+        lock.lock()
+        isOpen = true
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return items.count
+    }
+
+    var entries: [(batch: Int, prefill: Int)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return items
     }
 }

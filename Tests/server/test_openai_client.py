@@ -39,12 +39,12 @@ def free_port():
 class Server:
     """One `intern serve` process on a free loopback port."""
 
-    def __init__(self, checkpoint, *extra, context=CONTEXT):
+    def __init__(self, checkpoint, *extra, context=CONTEXT, name=MODEL):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="intern-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [BIN, "serve", "--model", checkpoint, "--port", str(self.port), "--model-name", MODEL,
+            [BIN, "serve", "--model", checkpoint, "--port", str(self.port), "--model-name", name,
              "--ctx", str(context), "--threads", "2", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
@@ -391,6 +391,54 @@ def test_load_64_streams_then_20_cancelled_leave_no_slot(client, server):
     assert m["intern_kv_used_tokens"] == 0, m
     assert m["intern_queue_depth"] == 0, m
     assert m["intern_cancelled_requests_total"] - before >= 20, m
+
+
+def test_long_prompt_prefills_in_chunks_while_short_streams_decode(checkpoint):
+    """Chunked prefill: a 3,000-token prompt that arrives while 3 streams decode is prefilled 8 tokens per
+    scheduler step, between their decode steps, so each of them receives at least 375 tokens between the
+    long request's sending and its answer. Prefilled whole (--prefill-chunk 0), they receive only those
+    decoded while the request is parsed and answered (about 20 each here). Counts and order only."""
+    s = Server(checkpoint, "--prefill-chunk", "8", context=4096)
+    try:
+        lock, stop = threading.Lock(), threading.Event()
+        log, received = [], [0, 0, 0]
+
+        def short(i):
+            body = {"model": MODEL, "prompt": f"Story number {i}", "max_tokens": 3000, "stream": True, "ignore_eos": True,
+                    "temperature": 0, "logprobs": 0}
+            with httpx.stream("POST", s.url + "/v1/completions", json=body, timeout=120) as r:
+                for line in r.iter_lines():
+                    if stop.is_set():
+                        return  # closing the stream cancels the request
+                    choices = json.loads(line[6:])["choices"] if line.startswith("data: {") else []
+                    if choices and choices[0].get("logprobs"):
+                        with lock:
+                            log.append(i)
+                            received[i] += 1
+
+        threads = [threading.Thread(target=short, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and min(received) < 3:
+            time.sleep(0.01)
+        assert min(received) >= 3, s.output()
+        c = openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        prompt = [1] + [1000 + (i * 37) % 5000 for i in range(2999)]
+        with lock:
+            before = len(log)
+        r = c.completions.create(model=MODEL, prompt=prompt, max_tokens=1, temperature=0)
+        with lock:
+            during = log[before:]
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert r.usage.prompt_tokens == 3000 and r.usage.completion_tokens == 1
+        assert all(during.count(i) >= 150 for i in range(3)), f"tokens per short stream during the prefill: {[during.count(i) for i in range(3)]}"
+        m = s.metrics()
+        assert m["intern_prefill_chunks_total"] >= 3000 // 8, m
+    finally:
+        assert s.stop() == 0, s.output()
 
 
 def test_sigterm_cancels_in_flight_requests_and_exits_0(checkpoint):
