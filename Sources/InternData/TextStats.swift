@@ -395,14 +395,7 @@ struct NgramRepetition {
         }
     }
 
-    /// Counts the candidates' n-grams; `slots[i]` is candidate i's entry in `table`.
-    mutating func countCandidates() {
-        table.reset(capacity: stats.wordHashes.count)
-        slots.removeAll(keepingCapacity: true)
-        for h in hashes { slots.append(table.add(h)) }
-    }
-
-    /// Keeps only the candidates whose n-gram is repeated.
+    /// Keeps only the candidates whose n-gram is repeated (`slots[i]` is candidate i's entry in `table`).
     mutating func pruneToRepeated() {
         var kept = 0
         for i in 0..<positions.count where table.counts[slots[i]] > 1 {
@@ -437,15 +430,21 @@ struct NgramRepetition {
         return Double(Int(best.count) * Int(best.chars)) / Double(stats.wordChars)
     }
 
-    /// The share of word characters inside n-grams that occur more than once (the union of their spans).
+    /// The share of word characters covered by repeat occurrences of n-grams (the union of their spans).
     mutating func duplicateCharFraction(_ size: Int) -> Double {
         let count = stats.wordHashes.count
         guard count >= size, stats.wordChars > 0 else { return 0 }
         advance(to: size)
-        countCandidates()
+        table.reset(capacity: count)
+        slots.removeAll(keepingCapacity: true)
         var covered = 0
         var coveredUntil = 0  // spans start in increasing order, so their union grows at the end only
-        for (i, slot) in slots.enumerated() where table.counts[slot] > 1 {
+        for i in 0..<positions.count {
+            let slot = table.add(hashes[i])
+            slots.append(slot)
+            // As Gopher (and the reference): an occurrence counts once an earlier one was seen, so the
+            // first occurrence of a repeated n-gram is not covered by itself.
+            guard table.counts[slot] > 1 else { continue }
             let s = Int(positions[i])
             let from = max(s, coveredUntil)
             covered += prefixChars[s + size] - prefixChars[from]
