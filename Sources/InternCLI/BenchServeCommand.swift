@@ -7,6 +7,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import InternChat
 import NIOCore
 
 struct BenchServeCommand: AsyncParsableCommand {
@@ -35,6 +36,9 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Bearer token, if the server needs one.")
     var apiKey: String?
 
+    @Option(help: "Prompt ids are drawn uniformly from [N/32, N): give the model's vocabulary size (default: Llama 2's, which fits most).")
+    var vocabSize = 32000
+
     @Option(help: "Seed of the random prompts.")
     var seed: UInt64 = 0
 
@@ -55,6 +59,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         guard concurrency >= 1, requests >= 1, inputLen >= 1, outputLen >= 1 else {
             throw ValidationError("--concurrency, --requests, --input-len and --output-len must be at least 1")
         }
+        guard vocabSize >= 64 else { throw ValidationError("--vocab-size must be at least 64") }
     }
 
     var base: String {
@@ -68,7 +73,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         let client = HTTPClient.shared
         let modelName = try await resolveModel(client)
         var random = BenchRandom(state: seed)
-        let prompts = (0..<requests).map { _ in (0..<inputLen).map { _ in Int32(1000 + random.next() % 60000) } }
+        let low = UInt64(vocabSize / 32)
+        let prompts = (0..<requests).map { _ in (0..<inputLen).map { _ in Int32(low + random.next() % (UInt64(vocabSize) - low)) } }
         let start = ContinuousClock.now
         let samples = try await withThrowingTaskGroup(of: [Sample].self) { group in
             for worker in 0..<min(concurrency, requests) {
@@ -114,6 +120,9 @@ struct BenchServeCommand: AsyncParsableCommand {
         var request = HTTPClientRequest(url: base + "/v1/completions")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        // A fresh connection per request: some servers (llama.cpp's) close a kept-alive connection after a
+        // stream, which would fail the next request sent on it.
+        request.headers.add(name: "Connection", value: "close")
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         request.body = .bytes(ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: body)) ?? Data()))
         let sent = ContinuousClock.now
@@ -185,7 +194,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             ("itl_mean_ms", mean(itls)), ("itl_p50_ms", Self.percentile(itls, 50)), ("itl_p99_ms", Self.percentile(itls, 99)),
         ]
         if json {
-            let fields = stats.map { "\"\($0.0)\": \(String(format: "%.4f", $0.1))" }
+            var fields = stats.map { "\"\($0.0)\": \(String(format: "%.4f", $0.1))" }
+            if let error = samples.compactMap(\.error).first { fields.append("\"first_failure\": \(JSONValue.string(error).pythonJSON)") }
             print(
                 "{\"model\": \"\(model)\", \"concurrency\": \(concurrency), \"input_len\": \(inputLen), \"output_len\": \(outputLen), "
                     + fields.joined(separator: ", ") + "}")
