@@ -228,14 +228,14 @@ struct Int16Activations {
     }
 
     /// Q6_K rows: each 16-weight sub-block (one int8 scale) is unpacked to int16 (q − 32) and multiplied by
-    /// its half of a 32-activation block; the two scaled halves stay exact in int32 (2·32·32767·128 < 2^31)
+    /// its half of a 32-activation block; the two scaled halves stay exact in int32 (2·2·4096·32767 < 2^31)
     /// before one conversion and FMA per activation block, in ascending order (as the 32-weight types).
     private func q6KRows(
         _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
         _ rows: Range<Int>
     ) {
         let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
-        let low = _mm_set1_epi8(0x0F), three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32)
+        let mask = _mm_set1_epi8(0x0F), three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32)
         for r in rows {
             let row = weight + r &* rowBytes
             for t in 0..<T {
@@ -246,18 +246,23 @@ struct Int16Activations {
                     let d = half(block, 208)
                     for h in 0..<2 {
                         let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
+                        // The 16-byte pieces every quarter reads, loaded once per half block.
+                        let l0 = ql.loadUnaligned(as: __m128i.self), l1 = (ql + 16).loadUnaligned(as: __m128i.self)
+                        let l2 = (ql + 32).loadUnaligned(as: __m128i.self), l3 = (ql + 48).loadUnaligned(as: __m128i.self)
+                        let h0 = qh.loadUnaligned(as: __m128i.self), h1 = (qh + 16).loadUnaligned(as: __m128i.self)
                         for quarter in 0..<4 {
                             let ab = sb &* 8 &+ h &* 4 &+ quarter
                             var sum = _mm256_setzero_si256()
                             for part in 0..<2 {
-                                let lowBytes = (ql + ((quarter & 1) &* 32 &+ part &* 16)).loadUnaligned(as: __m128i.self)
-                                let nibble = quarter < 2 ? _mm_and_si128(lowBytes, low) : _mm_and_si128(_mm_srli_epi16(lowBytes, 4), low)
-                                let highBits = (qh + part &* 16).loadUnaligned(as: __m128i.self)
-                                let high = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(highBits, Int32(2 &* quarter)), three), 4)
-                                let w = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(nibble, high), bias))
-                                let product = _mm256_madd_epi16(w, UnsafeRawPointer(q + (ab &* 32 &+ part &* 16)).loadUnaligned(as: __m256i.self))
-                                let scale = Int32(sc.load(fromByteOffset: part &+ 2 &* quarter, as: Int8.self))
-                                sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(product, _mm256_set1_epi32(scale)))
+                                // Both loops unroll, so these choices resolve at compile time.
+                                let lowBytes = quarter & 1 == 0 ? (part == 0 ? l0 : l1) : (part == 0 ? l2 : l3)
+                                let nibble = quarter < 2 ? _mm_and_si128(lowBytes, mask) : _mm_and_si128(_mm_srli_epi16(lowBytes, 4), mask)
+                                let high = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(part == 0 ? h0 : h1, Int32(2 &* quarter)), three), 4)
+                                // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
+                                let scale = Int16(sc.load(fromByteOffset: part &+ 2 &* quarter, as: Int8.self))
+                                let w = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(nibble, high), bias)), _mm256_set1_epi16(scale))
+                                let xv = UnsafeRawPointer(q + (ab &* 32 &+ part &* 16)).loadUnaligned(as: __m256i.self)
+                                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(w, xv))
                             }
                             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * s[ab]), acc)
                         }
