@@ -2,24 +2,20 @@ import InternKernels
 import Testing
 
 @Suite struct QuantizedInt16Tests {
+    static let product: QuantizedProduct = {
+        matMulQuantizedInt16($0, weight: $1, type: $2, input: $3, tokens: $4, rows: $5, cols: $6, pool: $7)
+    }
+    static let reference: QuantizedProduct = {
+        matMulQuantizedInt16Reference($0, weight: $1, type: $2, input: $3, tokens: $4, rows: $5, cols: $6)
+        _ = $7
+    }
     static let types: [BlockQuantization] = [.q8_0, .q4_0, .q4_1, .q6_K]
 
     // Token counts that hit the 4-token tiles and the single-token tail; row counts that split unevenly.
     @Test(arguments: types, [(1, 7), (3, 13), (5, 9), (4, 4), (9, 6)])
     func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
-        let cols = type.blockSize == 256 ? 512 : 96
-        let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 5)
-        var rng = SplitMix64(seed: 11)
-        let input = (0..<(shape.tokens * cols)).map { _ in rng.nextFloat() }
-        var got = [Float](repeating: .nan, count: shape.tokens * shape.rows)
-        var want = got
-        let pool = ThreadPool(threadCount: 3)
-        weights.withUnsafeBytes { w in
-            matMulQuantizedInt16(&got, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols, pool: pool)
-            matMulQuantizedInt16Reference(&want, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols)
-        }
-        let scale = want.map(abs).max()! + 1
-        let maxDiff = zip(got, want).map { abs($0 - $1) }.max()!
+        let (maxDiff, scale) = compareWithReference(
+            Self.product, Self.reference, type: type, tokens: shape.tokens, rows: shape.rows, cols: type.blockSize == 256 ? 512 : 96, seeds: (5, 11))
         #expect(maxDiff <= 1e-5 * scale, "\(type) \(shape): max |diff| \(maxDiff)")
     }
 
@@ -43,23 +39,7 @@ import Testing
 
     @Test(arguments: types)
     func resultDoesNotDependOnTokenCount(type: BlockQuantization) {
-        let cols = 256, rows = 9, tokens = 7
-        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 2)
-        var rng = SplitMix64(seed: 6)
-        let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
-        var all = [Float](repeating: .nan, count: tokens * rows)
-        let pool = ThreadPool(threadCount: 2)
-        weights.withUnsafeBytes { w in
-            matMulQuantizedInt16(&all, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
-            input.withUnsafeBufferPointer { x in
-                for t in 0..<tokens {
-                    var one = [Float](repeating: .nan, count: rows)
-                    matMulQuantizedInt16(
-                        &one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
-                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
-                }
-            }
-        }
+        expectTokenCountInvariance(Self.product, type: type, tokens: 7, rows: 9, cols: 256, seed: 2)
     }
 
     @Test func activationQuantizationRoundsWithinHalfAStep() {

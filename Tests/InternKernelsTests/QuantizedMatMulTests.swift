@@ -37,22 +37,64 @@ struct SplitMix64 {
     mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
 }
 
+/// A quantized product under test: (out, weight, type, input, tokens, rows, cols, pool).
+typealias QuantizedProduct =
+    @Sendable (
+        UnsafeMutablePointer<Float>, UnsafeRawPointer, BlockQuantization, UnsafePointer<Float>, Int, Int, Int, ThreadPool?
+    ) -> Void
+
+/// Runs `kernel` (threaded over 3 workers) and `reference` on random blocks and inputs; returns the largest
+/// |difference| and the largest |reference output| + 1.
+func compareWithReference(
+    _ kernel: QuantizedProduct, _ reference: QuantizedProduct, type: BlockQuantization, tokens: Int, rows: Int, cols: Int,
+    seeds: (weights: UInt64, input: UInt64)
+) -> (maxDiff: Float, scale: Float) {
+    let weights = randomBlocks(type, rows: rows, cols: cols, seed: seeds.weights)
+    var rng = SplitMix64(seed: seeds.input)
+    let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
+    var got = [Float](repeating: .nan, count: tokens * rows)
+    var want = got
+    let pool = ThreadPool(threadCount: 3)
+    weights.withUnsafeBytes { w in
+        kernel(&got, w.baseAddress!, type, input, tokens, rows, cols, pool)
+        reference(&want, w.baseAddress!, type, input, tokens, rows, cols, nil)
+    }
+    return (zip(got, want).map { abs($0 - $1) }.max()!, want.map(abs).max()! + 1)
+}
+
+/// Expects every token's outputs from one threaded call over all tokens to equal bitwise those of the token
+/// alone: kernels must not change a token's arithmetic with the batch.
+func expectTokenCountInvariance(_ kernel: QuantizedProduct, type: BlockQuantization, tokens: Int, rows: Int, cols: Int, seed: UInt64) {
+    let weights = randomBlocks(type, rows: rows, cols: cols, seed: seed)
+    var rng = SplitMix64(seed: seed &+ 1)
+    let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
+    var all = [Float](repeating: .nan, count: tokens * rows)
+    let pool = ThreadPool(threadCount: 2)
+    weights.withUnsafeBytes { w in
+        kernel(&all, w.baseAddress!, type, input, tokens, rows, cols, pool)
+        input.withUnsafeBufferPointer { x in
+            for t in 0..<tokens {
+                var one = [Float](repeating: .nan, count: rows)
+                kernel(&one, w.baseAddress!, type, x.baseAddress! + t * cols, 1, rows, cols, nil)
+                #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
+            }
+        }
+    }
+}
+
+let exactProduct: QuantizedProduct = {
+    matMulQuantized($0, weight: $1, type: $2, input: $3, tokens: $4, rows: $5, cols: $6, pool: $7)
+}
+let exactProductReference: QuantizedProduct = {
+    matMulQuantizedReference($0, weight: $1, type: $2, input: $3, tokens: $4, rows: $5, cols: $6)
+    _ = $7
+}
+
 @Suite struct QuantizedMatMulTests {
     @Test(arguments: BlockQuantization.allCases, [(1, 7), (3, 13), (5, 4), (2, 9)])
     func matchesReference(type: BlockQuantization, shape: (tokens: Int, rows: Int)) {
-        let cols = 2 * 256
-        let weights = randomBlocks(type, rows: shape.rows, cols: cols, seed: 42)
-        var rng = SplitMix64(seed: 7)
-        let input = (0..<(shape.tokens * cols)).map { _ in rng.nextFloat() }
-        var got = [Float](repeating: .nan, count: shape.tokens * shape.rows)
-        var want = got
-        let pool = ThreadPool(threadCount: 3)
-        weights.withUnsafeBytes { w in
-            matMulQuantized(&got, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols, pool: pool)
-            matMulQuantizedReference(&want, weight: w.baseAddress!, type: type, input: input, tokens: shape.tokens, rows: shape.rows, cols: cols)
-        }
-        let scale = want.map(abs).max()! + 1
-        let maxDiff = zip(got, want).map { abs($0 - $1) }.max()!
+        let (maxDiff, scale) = compareWithReference(
+            exactProduct, exactProductReference, type: type, tokens: shape.tokens, rows: shape.rows, cols: 2 * 256, seeds: (42, 7))
         #expect(maxDiff <= 1e-5 * scale, "\(type) \(shape): max |diff| \(maxDiff)")
     }
 
@@ -77,21 +119,6 @@ struct SplitMix64 {
     func resultDoesNotDependOnTokenCount(type: BlockQuantization) {
         // A row's output must be bit-identical whether a token is processed alone or with others: rows 9
         // (two 4-row tiles and a tail row), tokens 5 (two token pairs and a tail token), threaded.
-        let cols = 256, rows = 9, tokens = 5
-        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 9)
-        var rng = SplitMix64(seed: 1)
-        let input = (0..<(tokens * cols)).map { _ in rng.nextFloat() }
-        var all = [Float](repeating: 0, count: tokens * rows)
-        let pool = ThreadPool(threadCount: 2)
-        weights.withUnsafeBytes { w in
-            matMulQuantized(&all, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
-            input.withUnsafeBufferPointer { x in
-                for t in 0..<tokens {
-                    var one = [Float](repeating: 0, count: rows)
-                    matMulQuantized(&one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
-                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "\(type) token \(t)")
-                }
-            }
-        }
+        expectTokenCountInvariance(exactProduct, type: type, tokens: 5, rows: 9, cols: 256, seed: 9)
     }
 }
