@@ -22,18 +22,8 @@ import Testing
     @Test(arguments: types)
     func closeToExactActivations(type: BlockQuantization) {
         // 16-bit activations: far below the 8-bit path's error (bound 0.02 there), still not exact.
-        let cols = 256, rows = 6
-        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 8)
-        var rng = SplitMix64(seed: 4)
-        let input = (0..<cols).map { _ in rng.nextFloat() }
-        var int16 = [Float](repeating: .nan, count: rows)
-        var exact = int16
-        weights.withUnsafeBytes { w in
-            matMulQuantizedInt16(&int16, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols, pool: nil)
-            matMulQuantizedReference(&exact, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols)
-        }
-        let scale = exact.map(abs).max()! + 1
-        let maxDiff = zip(int16, exact).map { abs($0 - $1) }.max()!
+        let (maxDiff, scale) = compareWithReference(
+            Self.product, exactProductReference, type: type, tokens: 1, rows: 6, cols: 256, seeds: (8, 4))
         #expect(maxDiff <= 2e-4 * scale, "\(type): max |diff| \(maxDiff) of \(scale)")
     }
 

@@ -21,18 +21,8 @@ import Testing
     @Test(arguments: types)
     func closeToExactActivations(type: BlockQuantization) {
         // The activation rounding error stays small against the exact product of the same weights.
-        let cols = 256, rows = 6
-        let weights = randomBlocks(type, rows: rows, cols: cols, seed: 8)
-        var rng = SplitMix64(seed: 4)
-        let input = (0..<cols).map { _ in rng.nextFloat() }
-        var int8 = [Float](repeating: .nan, count: rows)
-        var exact = int8
-        weights.withUnsafeBytes { w in
-            matMulQuantizedInt8(&int8, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols, pool: nil)
-            matMulQuantizedReference(&exact, weight: w.baseAddress!, type: type, input: input, tokens: 1, rows: rows, cols: cols)
-        }
-        let scale = exact.map(abs).max()! + 1
-        let maxDiff = zip(int8, exact).map { abs($0 - $1) }.max()!
+        let (maxDiff, scale) = compareWithReference(
+            Self.product, exactProductReference, type: type, tokens: 1, rows: 6, cols: 256, seeds: (8, 4))
         #expect(maxDiff <= 0.02 * scale, "\(type): max |diff| \(maxDiff) of \(scale)")
         #expect(maxDiff > 0, "\(type): int8 activations should round")
     }
