@@ -8,9 +8,9 @@
 //   out[t, r] = Σ_blocks [ d_w·d_x · Σ_i q_w[i]·q_x[i] + m_w · s_x ]
 // with per block of 32: x ≈ d_x·q_x (d_x = max|x|/32767), s_x = d_x·Σ q_x, and w = d_w·q_w + m_w
 // (Q8_0: q_w int8, m_w = 0; Q4_0: q_w the nibble, m_w = −8·d_w; Q4_1: the nibble, m_w from the block).
-// Every output accumulates its blocks in ascending order in one SIMD8 accumulator (integer products of a
-// block are exact), then its lane sum plus the offset sum: the same operations whatever the number of
-// tokens in the call, so a token's result does not depend on the batch (the server's batch invariance).
+// Every output runs the same code whatever the number of tokens in the call (`rowDot`): groups of eight
+// blocks whose exact integer sums are reduced into one vector and scaled at once, then the leftover blocks
+// one by one, so a token's result does not depend on the batch (the server's batch invariance).
 // Elsewhere (arm64, portable x86-64) the model uses the f32 path of QuantizedMatMul.swift instead.
 #if INTERNKIT_FMA
     import _Builtin_intrinsics.intel
@@ -129,7 +129,11 @@ struct Int16Activations {
         static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i)
         /// (d_w, m_w).
         static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float)
+        /// m_w: none (Q8_0), −8·d_w (Q4_0) or the f16 at byte 2 (Q4_1).
+        static var offset: BlockOffset { get }
     }
+
+    enum BlockOffset { case none, minusEightScales, stored }
 
     enum Q8_0Block: Int16Block {
         static var bytes: Int { 34 }
@@ -140,6 +144,7 @@ struct Int16Activations {
             )
         }
         @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), 0) }
+        static var offset: BlockOffset { .none }
     }
 
     @inline(__always)
@@ -158,25 +163,82 @@ struct Int16Activations {
             let d = half(block, 0)
             return (d, -8 * d)
         }
+        static var offset: BlockOffset { .minusEightScales }
     }
 
     enum Q4_1Block: Int16Block {
         static var bytes: Int { 20 }
         @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { nibbles(block + 4) }
         @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), half(block, 2)) }
+        static var offset: BlockOffset { .stored }
     }
 
-    /// Σ_i q_w[i]·q_x[i] over one block, as eight int32 lanes (no overflow: 32·128·32767 < 2^31) converted
-    /// to f32.
+    /// The eight int32 lanes of one block's products, summed exactly.
     @inline(__always)
-    private func blockProduct(_ w: (__m256i, __m256i), _ x: UnsafePointer<Int16>) -> __m256 {
-        let lo = _mm256_madd_epi16(w.0, UnsafeRawPointer(x).loadUnaligned(as: __m256i.self))
-        let hi = _mm256_madd_epi16(w.1, UnsafeRawPointer(x + 16).loadUnaligned(as: __m256i.self))
-        return _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi))
+    private func blockSum(_ w: (__m256i, __m256i), _ x: UnsafePointer<Int16>) -> __m256i {
+        _mm256_add_epi32(
+            _mm256_madd_epi16(w.0, UnsafeRawPointer(x).loadUnaligned(as: __m256i.self)),
+            _mm256_madd_epi16(w.1, UnsafeRawPointer(x + 16).loadUnaligned(as: __m256i.self)))
     }
 
+    /// Eight f16 values, one per block, `stride` bytes apart.
     @inline(__always)
-    private func finish(_ acc: __m256, _ offsets: Float) -> Float { SIMD8<Float>(acc).sum() + offsets }
+    private func halves8(_ p: UnsafeRawPointer, stride: Int) -> __m256 {
+        func h(_ i: Int) -> Int16 { p.loadUnaligned(fromByteOffset: i &* stride, as: Int16.self) }
+        return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
+    }
+
+    /// One output: row · token. Blocks go in groups of eight: their exact integer sums are reduced into
+    /// one vector (lane i = block i) with horizontal adds, converted once and scaled by eight d_w·d_x at once,
+    /// so the per-block scalar work (f16 scales, broadcasts) is paid per group; the leftover blocks are
+    /// added one by one. The same code runs for every token whatever the batch.
+    @inline(__always)
+    private func rowDot<B: Int16Block>(
+        _: B.Type, _ row: UnsafeRawPointer, _ q: UnsafePointer<Int16>, _ s: UnsafePointer<Float>,
+        _ sx: UnsafePointer<Float>, _ blocks: Int
+    ) -> Float {
+        var acc = _mm256_setzero_ps()
+        let swapHalves = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)
+        let upperHalf = _mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1)
+        var b = 0
+        while b &+ 8 <= blocks {
+            let first = row + b &* B.bytes, xq = q + b &* 32
+            let p0 = blockSum(B.unpack(first), xq)
+            let p1 = blockSum(B.unpack(first + B.bytes), xq + 32)
+            let p2 = blockSum(B.unpack(first + 2 &* B.bytes), xq + 64)
+            let p3 = blockSum(B.unpack(first + 3 &* B.bytes), xq + 96)
+            let p4 = blockSum(B.unpack(first + 4 &* B.bytes), xq + 128)
+            let p5 = blockSum(B.unpack(first + 5 &* B.bytes), xq + 160)
+            let p6 = blockSum(B.unpack(first + 6 &* B.bytes), xq + 192)
+            let p7 = blockSum(B.unpack(first + 7 &* B.bytes), xq + 224)
+            // Per 128-bit half: [Σp0, Σp1, Σp2, Σp3] over that half's lanes, then both halves added.
+            let h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3))
+            let h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7))
+            let s0123 = _mm256_add_epi32(h0123, _mm256_permutevar8x32_epi32(h0123, swapHalves))
+            let s4567 = _mm256_add_epi32(h4567, _mm256_permutevar8x32_epi32(h4567, swapHalves))
+            let sums = _mm256_cvtepi32_ps(_mm256_blendv_epi8(s0123, s4567, upperHalf))
+            let d = halves8(first, stride: B.bytes)
+            let dx = UnsafeRawPointer(s + b).loadUnaligned(as: __m256.self)
+            acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dx), acc)
+            let sxv = UnsafeRawPointer(sx + b).loadUnaligned(as: __m256.self)
+            switch B.offset {
+            case .none: break
+            case .minusEightScales: acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8)), sxv, acc)
+            case .stored: acc = _mm256_fmadd_ps(halves8(first + 2, stride: B.bytes), sxv, acc)
+            }
+            b &+= 8
+        }
+        var total = SIMD8<Float>(acc).sum()
+        while b < blocks {
+            let block = row + b &* B.bytes
+            let (d, m) = B.scaleAndOffset(block)
+            let sum = Float(unsafeBitCast(blockSum(B.unpack(block), q + b &* 32), to: SIMD8<Int32>.self).wrappedSum())
+            total = total.addingProduct(sum, d * s[b])
+            total = total.addingProduct(m, sx[b])
+            b &+= 1
+        }
+        return total
+    }
 
     private func int16Rows<B: Int16Block>(
         _: B.Type, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations,
@@ -185,44 +247,8 @@ struct Int16Activations {
         let blocks = x.blocks, C = x.cols, rowBytes = blocks &* B.bytes
         for r in rows {
             let row = weight + r &* rowBytes
-            var t = 0
-            // Four tokens share each unpacked block; every token runs the same operations as alone.
-            while t &+ 4 <= T {
-                var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-                var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
-                let q = x.q + t &* C, s = x.scales + t &* blocks, sx = x.sums + t &* blocks
-                for b in 0..<blocks {
-                    let block = row + b &* B.bytes
-                    let w = B.unpack(block)
-                    let (d, m) = B.scaleAndOffset(block)
-                    let o = b &* 32
-                    a0 = _mm256_fmadd_ps(blockProduct(w, q + o), _mm256_set1_ps(d * s[b]), a0)
-                    a1 = _mm256_fmadd_ps(blockProduct(w, q + (C &+ o)), _mm256_set1_ps(d * s[blocks &+ b]), a1)
-                    a2 = _mm256_fmadd_ps(blockProduct(w, q + (2 &* C &+ o)), _mm256_set1_ps(d * s[2 &* blocks &+ b]), a2)
-                    a3 = _mm256_fmadd_ps(blockProduct(w, q + (3 &* C &+ o)), _mm256_set1_ps(d * s[3 &* blocks &+ b]), a3)
-                    m0 = m0.addingProduct(m, sx[b])
-                    m1 = m1.addingProduct(m, sx[blocks &+ b])
-                    m2 = m2.addingProduct(m, sx[2 &* blocks &+ b])
-                    m3 = m3.addingProduct(m, sx[3 &* blocks &+ b])
-                }
-                out[t &* R &+ r] = finish(a0, m0)
-                out[(t &+ 1) &* R &+ r] = finish(a1, m1)
-                out[(t &+ 2) &* R &+ r] = finish(a2, m2)
-                out[(t &+ 3) &* R &+ r] = finish(a3, m3)
-                t &+= 4
-            }
-            while t < T {
-                var a = _mm256_setzero_ps()
-                var mm: Float = 0
-                let q = x.q + t &* C, s = x.scales + t &* blocks, sx = x.sums + t &* blocks
-                for b in 0..<blocks {
-                    let block = row + b &* B.bytes
-                    let (d, m) = B.scaleAndOffset(block)
-                    a = _mm256_fmadd_ps(blockProduct(B.unpack(block), q + b &* 32), _mm256_set1_ps(d * s[b]), a)
-                    mm = mm.addingProduct(m, sx[b])
-                }
-                out[t &* R &+ r] = finish(a, mm)
-                t &+= 1
+            for t in 0..<T {
+                out[t &* R &+ r] = rowDot(B.self, row, x.q + t &* C, x.scales + t &* blocks, x.sums + t &* blocks, blocks)
             }
         }
     }
