@@ -37,6 +37,20 @@ struct DataIOOptions: ParsableArguments {
         guard let shard else { return .all }
         return try Shard(parsing: shard)
     }
+
+    /// Runs one filter stage from `input` to `output` (removed documents to `removed` when given) and
+    /// prints its counts and the bad input records: the body of `clean`, `safety` and `quality`.
+    func runFilter(_ filter: any DocumentFilter, threads: Int, removed: String?) throws {
+        let reader = DocumentReader(paths: input, strict: strict, shard: try parsedShard())
+        let writer = try DocumentWriter(path: output)
+        var runner = StageRunner(filters: [filter], threads: threads)
+        if let removed { runner.removedWriter = try DocumentWriter(path: removed) }
+        let stats = try runner.run(next: reader.next, write: writer.write)
+        try writer.finish()
+        try runner.removedWriter?.finish()
+        stats.forEach(DataReport.printStage)
+        DataReport.printBad(reader.bad)
+    }
 }
 
 /// Prints stage counts and bad-input lines to standard error.
@@ -164,15 +178,7 @@ struct DataCleanCommand: AsyncParsableCommand {
     func run() async throws {
         var cfg = try CleanConfig.load(path: config)
         if normalize { cfg.normalize = true }
-        let reader = DocumentReader(paths: io.input, strict: io.strict, shard: try io.parsedShard())
-        let writer = try DocumentWriter(path: io.output)
-        var runner = StageRunner(filters: [Cleaner(config: cfg)], threads: threads)
-        if let removed { runner.removedWriter = try DocumentWriter(path: removed) }
-        let stats = try runner.run(next: reader.next, write: writer.write)
-        try writer.finish()
-        try runner.removedWriter?.finish()
-        stats.forEach(DataReport.printStage)
-        DataReport.printBad(reader.bad)
+        try io.runFilter(Cleaner(config: cfg), threads: threads, removed: removed)
     }
 }
 
@@ -336,15 +342,7 @@ struct DataSafetyCommand: AsyncParsableCommand {
         var cfg = try SafetyConfig.load(path: config)
         cfg.blockedDomains += blockDomain
         if !wordList.isEmpty { cfg.wordListFiles = wordList }
-        let reader = DocumentReader(paths: io.input, strict: io.strict, shard: try io.parsedShard())
-        let writer = try DocumentWriter(path: io.output)
-        var runner = StageRunner(filters: [try SafetyFilter(config: cfg)], threads: threads)
-        if let removed { runner.removedWriter = try DocumentWriter(path: removed) }
-        let stats = try runner.run(next: reader.next, write: writer.write)
-        try writer.finish()
-        try runner.removedWriter?.finish()
-        stats.forEach(DataReport.printStage)
-        DataReport.printBad(reader.bad)
+        try io.runFilter(try SafetyFilter(config: cfg), threads: threads, removed: removed)
     }
 }
 
@@ -408,15 +406,7 @@ struct DataQualityFilterCommand: AsyncParsableCommand {
             filter = PerplexityFilter(maxPerplexity: maxPerplexity, perplexity: try Self.perplexityFunction(cfg))
         default: throw ValidationError("--scorer must be classifier or perplexity, got '\(scorer)'")
         }
-        let reader = DocumentReader(paths: io.input, strict: io.strict, shard: try io.parsedShard())
-        let writer = try DocumentWriter(path: io.output)
-        var runner = StageRunner(filters: [filter], threads: threads)
-        if let removed { runner.removedWriter = try DocumentWriter(path: removed) }
-        let stats = try runner.run(next: reader.next, write: writer.write)
-        try writer.finish()
-        try runner.removedWriter?.finish()
-        stats.forEach(DataReport.printStage)
-        DataReport.printBad(reader.bad)
+        try io.runFilter(filter, threads: threads, removed: removed)
     }
 }
 
