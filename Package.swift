@@ -14,17 +14,43 @@ let optimizedInDebug: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"], .wh
 
 // The kernels are compiled for the CPU's wide vectors where the host allows it. Swift on Linux x86-64
 // targets baseline x86-64 (SSE2, no FMA): SIMD8<Float> becomes two SSE ops and `addingProduct` a libm
-// call. So on x86-64 Linux hosts InternKernels is built with `-target-cpu haswell` (AVX2, FMA, F16C,
-// BMI2: Intel since 2013, every AMD Zen) and the compilation condition INTERNKIT_FMA, which switches
-// the kernels to fused multiply-adds. INTERNKIT_PORTABLE=1 in the environment builds the baseline
-// (portable) path instead. macOS/arm64 needs no flag: NEON and FMA are baseline there.
+// call. So on x86-64 Linux InternKernels is built for one of three tiers, like llama.cpp's GGML_NATIVE:
+//   avx512    `-target-cpu icelake-server` + INTERNKIT_AVX512: 512-bit vectors (32 registers), AVX-512 VNNI
+//             int16 dot products (vpdpwssd); chosen when the host's /proc/cpuinfo lists avx512f, avx512bw,
+//             avx512vl, avx512dq, avx512_vnni and avx512vbmi (Intel since Ice Lake, AMD Zen 4).
+//   haswell   `-target-cpu haswell` (AVX2, FMA, F16C, BMI2: Intel since 2013, every AMD Zen).
+//   portable  baseline x86-64 (runs anywhere; the kernels' generic SIMD path).
+// Both vector tiers define INTERNKIT_FMA (fused multiply-adds, AVX2 intrinsics). INTERNKIT_CPU=avx512|
+// haswell|portable overrides the choice (a binary built for avx512 needs such a CPU to run);
+// INTERNKIT_PORTABLE=1 is the same as INTERNKIT_CPU=portable. macOS/arm64 needs no flag: NEON and FMA
+// are baseline there.
 #if arch(x86_64)
+    let hostTier: String = {
+        let environment = ProcessInfo.processInfo.environment
+        if environment["INTERNKIT_PORTABLE"] != nil { return "portable" }
+        if let tier = environment["INTERNKIT_CPU"] { return tier }
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return "haswell" }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx512vbmi"]
+        return avx512.allSatisfy(flags.contains) ? "avx512" : flags.contains("avx2") && flags.contains("fma") ? "haswell" : "portable"
+    }()
     let kernelSettings: [SwiftSetting] =
-        ProcessInfo.processInfo.environment["INTERNKIT_PORTABLE"] == nil
-        ? [
-            .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
-            .define("INTERNKIT_FMA", .when(platforms: [.linux])),
-        ] : []
+        switch hostTier {
+        case "avx512":
+            [
+                .unsafeFlags(["-target-cpu", "icelake-server"], .when(platforms: [.linux])),
+                .define("INTERNKIT_FMA", .when(platforms: [.linux])),
+                .define("INTERNKIT_AVX512", .when(platforms: [.linux])),
+            ]
+        case "haswell":
+            [
+                .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
+                .define("INTERNKIT_FMA", .when(platforms: [.linux])),
+            ]
+        default: []
+        }
 #else
     let kernelSettings: [SwiftSetting] = []
 #endif
@@ -102,7 +128,8 @@ let package = Package(
         // Runs the built `intern` binary as a user would; depends on it so it is built first.
         .testTarget(name: "InternCLITests", dependencies: ["InternCLI"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "InternEvalTests", dependencies: ["InternEval", "InternModels", "InternEngine", "InternData", "InternTokenizer", "InternCore"], swiftSettings: swiftSettings),
+            name: "InternEvalTests", dependencies: ["InternEval", "InternModels", "InternEngine", "InternData", "InternTokenizer", "InternCore"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "InternKernelsTests", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .testTarget(name: "InternCoreTests", dependencies: ["InternCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,14 +1,14 @@
 // Matrix products against weights stored as f32, f16 or bf16: out[t, r] = sum_c W[r, c] * x[t, c], the
 // PyTorch `nn.Linear` layout (W is (rows, cols) = (out_features, in_features), row-major).
-// Strategy: threaded over output rows (static, even split through ThreadPool; every row is independent,
-// so no reduction between threads). Rows go in tiles of 4 and tokens in pairs: a 4×2 register tile of
-// SIMD8<Float> accumulators (8 of the 16 AVX2 registers) loads each weight vector once for 2 tokens
-// and each activation vector once for 4 rows; decode (T = 1) runs 4×1 tiles, four independent FMA chains
-// over four weight streams, so it is bound by weight bandwidth. Weights are widened to f32 in registers
-// (bf16: shift; f16: integer rebias), never copied.
-// Reduction order (fixed, independent of T and of the tiling): every output has exactly one SIMD8
-// accumulator that adds w·x over the columns in steps of 8 in ascending order, then `sum()` of its lanes,
-// then the scalar column tail (< 8) in ascending order. So a token's result does not depend on how many
+// Strategy: threaded over output rows (chunks handed out by ThreadPool; every row is independent, so no
+// reduction between threads). The accumulators are `FloatVector`s: SIMD16<Float> (one 512-bit register)
+// in AVX-512 builds, SIMD8<Float> elsewhere. Prefill (T ≥ 4) runs tiles of 3 rows × 4 tokens (twelve FMA
+// chains) against each 3-row tile staged as f32; decode runs 4×1 tiles (four independent FMA chains over
+// four weight streams, bound by weight bandwidth) and 4×2 tiles for pairs of tokens. Weights are widened
+// to f32 in registers (bf16: shift; f16: F16C or integer rebias), never copied outside the staging.
+// Reduction order (fixed, independent of T and of the tiling): every output has exactly one FloatVector
+// accumulator that adds w·x over the columns in steps of its width in ascending order, then `sum()` of its
+// lanes, then the scalar column tail in ascending order. So a token's result does not depend on how many
 // tokens share the call, nor on which tile computed it (batched decode relies on this).
 // With INTERNKIT_FMA (x86-64 built for Haswell, see Package.swift) or on arm64 the products are fused
 // multiply-adds; on the portable x86-64 path they are a separate multiply and add, since `addingProduct`
@@ -34,6 +34,14 @@ public enum WeightType: String, Sendable, CaseIterable {
 
 // MARK: - Element loaders
 
+#if INTERNKIT_AVX512
+    /// The products' accumulator: one 512-bit register of f32.
+    @usableFromInline typealias FloatVector = SIMD16<Float>
+#else
+    /// The products' accumulator: one 256-bit register of f32 (two NEON registers on arm64).
+    @usableFromInline typealias FloatVector = SIMD8<Float>
+#endif
+
 /// Loads weight elements as f32; one conforming type per storage format, so the loops specialize.
 @usableFromInline
 protocol WeightLoader {
@@ -42,6 +50,8 @@ protocol WeightLoader {
     /// Bytes of a row of `cols` elements.
     static func rowBytes(_ cols: Int) -> Int
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float>
+    /// `FloatVector.scalarCount` elements (the default: consecutive `load8`s).
+    static func loadVector(_ base: UnsafeRawPointer, _ index: Int) -> FloatVector
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float
 }
 
@@ -51,6 +61,10 @@ enum F32Loader: WeightLoader {
     @inline(__always) @usableFromInline
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
         base.loadUnaligned(fromByteOffset: index &* 4, as: SIMD8<Float>.self)
+    }
+    @inline(__always) @usableFromInline
+    static func loadVector(_ base: UnsafeRawPointer, _ index: Int) -> FloatVector {
+        base.loadUnaligned(fromByteOffset: index &* 4, as: FloatVector.self)
     }
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
@@ -75,6 +89,13 @@ enum BF16Loader: WeightLoader {
                 to: SIMD8<Float>.self)
         #endif
     }
+    #if INTERNKIT_AVX512
+        @inline(__always) @usableFromInline
+        static func loadVector(_ base: UnsafeRawPointer, _ index: Int) -> FloatVector {
+            let h = base.loadUnaligned(fromByteOffset: index &* 2, as: __m256i.self)
+            return unsafeBitCast(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16), to: FloatVector.self)
+        }
+    #endif
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
         Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)) << 16)
@@ -99,6 +120,12 @@ enum F16Loader: WeightLoader {
         value.replace(with: unsafeBitCast(magnitude | 0x7F80_0000, to: SIMD8<Float>.self), where: special)
         return unsafeBitCast(unsafeBitCast(value, to: SIMD8<UInt32>.self) | ((h & 0x8000) &<< 16), to: SIMD8<Float>.self)
     }
+    #if INTERNKIT_AVX512
+        @inline(__always) @usableFromInline
+        static func loadVector(_ base: UnsafeRawPointer, _ index: Int) -> FloatVector {
+            unsafeBitCast(_mm512_cvtph_ps(base.loadUnaligned(fromByteOffset: index &* 2, as: __m256i.self)), to: FloatVector.self)
+        }
+    #endif
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {
         Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)))
@@ -108,6 +135,15 @@ enum F16Loader: WeightLoader {
 extension WeightLoader {
     @inline(__always) @usableFromInline
     static func rowBytes(_ cols: Int) -> Int { cols &* stride }
+
+    @inline(__always) @usableFromInline
+    static func loadVector(_ base: UnsafeRawPointer, _ index: Int) -> FloatVector {
+        #if INTERNKIT_AVX512
+            SIMD16(lowHalf: load8(base, index), highHalf: load8(base, index &+ 8))
+        #else
+            load8(base, index)
+        #endif
+    }
 }
 
 @inline(__always) @usableFromInline
@@ -171,7 +207,7 @@ public func matMul(
         }
     }
     if let pool {
-        // Prefill tiles are 3 rows, decode tiles 4: chunks of 12 rows leave no row to the scalar tail.
+        // Prefill tiles are 6 (or 3) rows, decode tiles 4: chunks of 12 rows leave no row to the scalar tail.
         pool.parallelFor(rows, granularity: 12, body)
     } else {
         body(0..<rows, 0)
@@ -185,18 +221,25 @@ func matMulRows<L: WeightLoader>(
     let rowBytes = L.rowBytes(C)
     var r = rows.lowerBound
     if T >= 4 {
-        // Prefill: tiles of 3 rows × 4 tokens (twelve FMA chains, enough to hide the FMA latency; all 16
-        // AVX2 registers). Converted formats widen each 3-row tile to f32 once (by the same `load8` the
-        // direct path uses, so values and reduction order are identical) and multiply it into every
-        // token from L1; the buffer is allocated once per call and thread, not per token.
+        // Prefill: tiles of `prefillTileRows` rows × 4 tokens (6 × 4 in 32 AVX-512 registers, 3 × 4 in 16 AVX2
+        // ones: enough FMA chains to hide the FMA latency), blocked for the caches: a panel of rows (about
+        // `prefillPanelBytes` as f32) is staged once, then every block of tokens (about `prefillTokenBytes` of
+        // activations) runs through all of the panel's tiles, so the weights are read from memory once per
+        // call and each token block is reused from L2 across the panel. Converted formats are widened to f32
+        // by the same `load8` the direct path uses (values and reduction order identical); f32 weights are
+        // read in place. The buffer is allocated once per call and thread, not per token.
         let staged = L.self != F32Loader.self
-        let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: 3 &* C) : nil
+        let panelRows = max(1, min(prefillPanelBytes / (C &* 4), rows.count) / prefillTileRows) &* prefillTileRows
+        let tokenBlock = max(4, (prefillTokenBytes / (C &* 4)) & ~3)
+        let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: panelRows &* C) : nil
         defer { buffer?.deallocate() }
-        while r &+ 3 <= rows.upperBound {
+        while r &+ prefillTileRows <= rows.upperBound {
+            let n = min(panelRows, (rows.upperBound &- r) / prefillTileRows &* prefillTileRows)
             let w = weight + r &* rowBytes
+            let panel: UnsafeRawPointer, panelRowBytes: Int
             if let buffer {
                 let C8 = C & ~7
-                for i in 0..<3 {
+                for i in 0..<n {
                     let src = w + i &* rowBytes, dst = buffer + i &* C
                     var c = 0
                     while c < C8 {
@@ -208,11 +251,24 @@ func matMulRows<L: WeightLoader>(
                         c &+= 1
                     }
                 }
-                tiles3(F32Loader.self, out + r, R, UnsafeRawPointer(buffer), C &* 4, x, T, C)
+                (panel, panelRowBytes) = (UnsafeRawPointer(buffer), C &* 4)
             } else {
-                tiles3(L.self, out + r, R, w, rowBytes, x, T, C)
+                (panel, panelRowBytes) = (w, rowBytes)
             }
-            r &+= 3
+            var t = 0
+            while t < T {
+                let count = min(tokenBlock, T &- t)
+                for tile in stride(from: 0, to: n, by: prefillTileRows) {
+                    let o = out + (t &* R &+ r &+ tile), p = panel + tile &* panelRowBytes
+                    if staged {
+                        prefillTiles(F32Loader.self, o, R, p, panelRowBytes, x + t &* C, count, C)
+                    } else {
+                        prefillTiles(L.self, o, R, p, panelRowBytes, x + t &* C, count, C)
+                    }
+                }
+                t &+= count
+            }
+            r &+= n
         }
     } else {
         while r &+ 4 <= rows.upperBound {
@@ -227,69 +283,154 @@ func matMulRows<L: WeightLoader>(
     }
 }
 
-/// One 3-row tile against all T tokens: blocks of 4 tokens, then single tokens.
+#if INTERNKIT_AVX512
+    /// Rows per prefill tile: 6 × 4 tokens = 24 accumulators + 6 weight vectors + 1 activation vector of the
+    /// 32 AVX-512 registers. Each step loads 4 activation vectors (from L2 for a long chunk) per 24 FMAs.
+    let prefillTileRows = 6
+#else
+    /// Rows per prefill tile: 3 × 4 tokens = 12 accumulators of the 16 AVX2 registers.
+    let prefillTileRows = 3
+#endif
+
+/// Bytes of weights (as f32) staged at once in prefill, and of activations per token block: together
+/// within the 2 MiB L2 of a current server core.
+let prefillPanelBytes = 1 << 20
+let prefillTokenBytes = 1 << 19
+
+/// One prefill tile (`prefillTileRows` rows) against all T tokens: blocks of 4 tokens, then single tokens.
 @inline(__always)
-private func tiles3<L: WeightLoader>(
+private func prefillTiles<L: WeightLoader>(
     _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
     _ x: UnsafePointer<Float>, _ T: Int, _ C: Int
 ) {
     var t = 0
     while t &+ 4 <= T {
-        tile3x4(L.self, out + t &* R, R, w, rowBytes, x + (t &* C), C)
+        #if INTERNKIT_AVX512
+            tile6x4(L.self, out + t &* R, R, w, rowBytes, x + (t &* C), C)
+        #else
+            tile3x4(L.self, out + t &* R, R, w, rowBytes, x + (t &* C), C)
+        #endif
         t &+= 4
     }
     while t < T {
         let xt = x + (t &* C)
-        for i in 0..<3 { out[t &* R &+ i] = dot1(L.self, w + i &* rowBytes, xt, C) }
+        for i in 0..<prefillTileRows { out[t &* R &+ i] = dot1(L.self, w + i &* rowBytes, xt, C) }
         t &+= 1
     }
 }
 
-/// Rows w, w + rowBytes, w + 2·rowBytes against tokens x … x + 3C: one accumulator per output.
-@inline(__always)
-private func tile3x4<L: WeightLoader>(
-    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
-    _ x: UnsafePointer<Float>, _ C: Int
-) {
-    let C8 = C & ~7
-    let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes
-    let x0 = x, x1 = x + C, x2 = x1 + C, x3 = x2 + C
-    var a00 = SIMD8<Float>(), a10 = a00, a20 = a00, a01 = a00, a11 = a00, a21 = a00
-    var a02 = a00, a12 = a00, a22 = a00, a03 = a00, a13 = a00, a23 = a00
-    var c = 0
-    while c < C8 {
-        let v0 = L.load8(w0, c), v1 = L.load8(w1, c), v2 = L.load8(w2, c)
-        var xv = load8(x0, c)
-        a00 = madd(a00, v0, xv)
-        a10 = madd(a10, v1, xv)
-        a20 = madd(a20, v2, xv)
-        xv = load8(x1, c)
-        a01 = madd(a01, v0, xv)
-        a11 = madd(a11, v1, xv)
-        a21 = madd(a21, v2, xv)
-        xv = load8(x2, c)
-        a02 = madd(a02, v0, xv)
-        a12 = madd(a12, v1, xv)
-        a22 = madd(a22, v2, xv)
-        xv = load8(x3, c)
-        a03 = madd(a03, v0, xv)
-        a13 = madd(a13, v1, xv)
-        a23 = madd(a23, v2, xv)
-        c &+= 8
+#if INTERNKIT_AVX512
+    /// Rows w … w + 5·rowBytes against tokens x … x + 3C: one accumulator per output.
+    @inline(__always)
+    private func tile6x4<L: WeightLoader>(
+        _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+        _ x: UnsafePointer<Float>, _ C: Int
+    ) {
+        let CV = C & ~(FloatVector.scalarCount &- 1)
+        let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes, w4 = w3 + rowBytes, w5 = w4 + rowBytes
+        let x0 = x, x1 = x + C, x2 = x1 + C, x3 = x2 + C
+        var a00 = FloatVector(), a10 = a00, a20 = a00, a30 = a00, a40 = a00, a50 = a00
+        var a01 = a00, a11 = a00, a21 = a00, a31 = a00, a41 = a00, a51 = a00
+        var a02 = a00, a12 = a00, a22 = a00, a32 = a00, a42 = a00, a52 = a00
+        var a03 = a00, a13 = a00, a23 = a00, a33 = a00, a43 = a00, a53 = a00
+        var c = 0
+        while c < CV {
+            let v0 = L.loadVector(w0, c), v1 = L.loadVector(w1, c), v2 = L.loadVector(w2, c)
+            let v3 = L.loadVector(w3, c), v4 = L.loadVector(w4, c), v5 = L.loadVector(w5, c)
+            var xv = loadVector(x0, c)
+            a00 = madd(a00, v0, xv)
+            a10 = madd(a10, v1, xv)
+            a20 = madd(a20, v2, xv)
+            a30 = madd(a30, v3, xv)
+            a40 = madd(a40, v4, xv)
+            a50 = madd(a50, v5, xv)
+            xv = loadVector(x1, c)
+            a01 = madd(a01, v0, xv)
+            a11 = madd(a11, v1, xv)
+            a21 = madd(a21, v2, xv)
+            a31 = madd(a31, v3, xv)
+            a41 = madd(a41, v4, xv)
+            a51 = madd(a51, v5, xv)
+            xv = loadVector(x2, c)
+            a02 = madd(a02, v0, xv)
+            a12 = madd(a12, v1, xv)
+            a22 = madd(a22, v2, xv)
+            a32 = madd(a32, v3, xv)
+            a42 = madd(a42, v4, xv)
+            a52 = madd(a52, v5, xv)
+            xv = loadVector(x3, c)
+            a03 = madd(a03, v0, xv)
+            a13 = madd(a13, v1, xv)
+            a23 = madd(a23, v2, xv)
+            a33 = madd(a33, v3, xv)
+            a43 = madd(a43, v4, xv)
+            a53 = madd(a53, v5, xv)
+            c &+= FloatVector.scalarCount
+        }
+        let rowsOfTile = (w0, w1, w2, w3, w4, w5)
+        func store(_ t: Int, _ x: UnsafePointer<Float>, _ a: (FloatVector, FloatVector, FloatVector, FloatVector, FloatVector, FloatVector)) {
+            let o = out + t &* R
+            o[0] = tail(L.self, a.0.sum(), rowsOfTile.0, x, CV, C)
+            o[1] = tail(L.self, a.1.sum(), rowsOfTile.1, x, CV, C)
+            o[2] = tail(L.self, a.2.sum(), rowsOfTile.2, x, CV, C)
+            o[3] = tail(L.self, a.3.sum(), rowsOfTile.3, x, CV, C)
+            o[4] = tail(L.self, a.4.sum(), rowsOfTile.4, x, CV, C)
+            o[5] = tail(L.self, a.5.sum(), rowsOfTile.5, x, CV, C)
+        }
+        store(0, x0, (a00, a10, a20, a30, a40, a50))
+        store(1, x1, (a01, a11, a21, a31, a41, a51))
+        store(2, x2, (a02, a12, a22, a32, a42, a52))
+        store(3, x3, (a03, a13, a23, a33, a43, a53))
     }
-    out[0] = tail(L.self, a00.sum(), w0, x0, C8, C)
-    out[1] = tail(L.self, a10.sum(), w1, x0, C8, C)
-    out[2] = tail(L.self, a20.sum(), w2, x0, C8, C)
-    out[R] = tail(L.self, a01.sum(), w0, x1, C8, C)
-    out[R &+ 1] = tail(L.self, a11.sum(), w1, x1, C8, C)
-    out[R &+ 2] = tail(L.self, a21.sum(), w2, x1, C8, C)
-    out[2 &* R] = tail(L.self, a02.sum(), w0, x2, C8, C)
-    out[2 &* R &+ 1] = tail(L.self, a12.sum(), w1, x2, C8, C)
-    out[2 &* R &+ 2] = tail(L.self, a22.sum(), w2, x2, C8, C)
-    out[3 &* R] = tail(L.self, a03.sum(), w0, x3, C8, C)
-    out[3 &* R &+ 1] = tail(L.self, a13.sum(), w1, x3, C8, C)
-    out[3 &* R &+ 2] = tail(L.self, a23.sum(), w2, x3, C8, C)
-}
+#endif
+
+#if !INTERNKIT_AVX512
+    /// Rows w, w + rowBytes, w + 2·rowBytes against tokens x … x + 3C: one accumulator per output.
+    @inline(__always)
+    private func tile3x4<L: WeightLoader>(
+        _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
+        _ x: UnsafePointer<Float>, _ C: Int
+    ) {
+        let CV = C & ~(FloatVector.scalarCount &- 1)
+        let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes
+        let x0 = x, x1 = x + C, x2 = x1 + C, x3 = x2 + C
+        var a00 = FloatVector(), a10 = a00, a20 = a00, a01 = a00, a11 = a00, a21 = a00
+        var a02 = a00, a12 = a00, a22 = a00, a03 = a00, a13 = a00, a23 = a00
+        var c = 0
+        while c < CV {
+            let v0 = L.loadVector(w0, c), v1 = L.loadVector(w1, c), v2 = L.loadVector(w2, c)
+            var xv = loadVector(x0, c)
+            a00 = madd(a00, v0, xv)
+            a10 = madd(a10, v1, xv)
+            a20 = madd(a20, v2, xv)
+            xv = loadVector(x1, c)
+            a01 = madd(a01, v0, xv)
+            a11 = madd(a11, v1, xv)
+            a21 = madd(a21, v2, xv)
+            xv = loadVector(x2, c)
+            a02 = madd(a02, v0, xv)
+            a12 = madd(a12, v1, xv)
+            a22 = madd(a22, v2, xv)
+            xv = loadVector(x3, c)
+            a03 = madd(a03, v0, xv)
+            a13 = madd(a13, v1, xv)
+            a23 = madd(a23, v2, xv)
+            c &+= FloatVector.scalarCount
+        }
+        out[0] = tail(L.self, a00.sum(), w0, x0, CV, C)
+        out[1] = tail(L.self, a10.sum(), w1, x0, CV, C)
+        out[2] = tail(L.self, a20.sum(), w2, x0, CV, C)
+        out[R] = tail(L.self, a01.sum(), w0, x1, CV, C)
+        out[R &+ 1] = tail(L.self, a11.sum(), w1, x1, CV, C)
+        out[R &+ 2] = tail(L.self, a21.sum(), w2, x1, CV, C)
+        out[2 &* R] = tail(L.self, a02.sum(), w0, x2, CV, C)
+        out[2 &* R &+ 1] = tail(L.self, a12.sum(), w1, x2, CV, C)
+        out[2 &* R &+ 2] = tail(L.self, a22.sum(), w2, x2, CV, C)
+        out[3 &* R] = tail(L.self, a03.sum(), w0, x3, CV, C)
+        out[3 &* R &+ 1] = tail(L.self, a13.sum(), w1, x3, CV, C)
+        out[3 &* R &+ 2] = tail(L.self, a23.sum(), w2, x3, CV, C)
+    }
+#endif
 
 /// One 4-row tile against all T tokens: token pairs, then a tail token.
 @inline(__always)
@@ -315,6 +456,14 @@ func madd(_ acc: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Fl
     #endif
 }
 
+#if INTERNKIT_AVX512
+    /// acc + a·b on 512-bit vectors.
+    @inline(__always) @usableFromInline
+    func madd(_ acc: SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+        acc.addingProduct(a, b)
+    }
+#endif
+
 /// The scalar tail of one output: `s` plus w[c]·x[c] for c in `from..<C`, in ascending order.
 @inline(__always)
 private func tail<L: WeightLoader>(_: L.Type, _ s: Float, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ from: Int, _ C: Int) -> Float {
@@ -330,14 +479,14 @@ private func tail<L: WeightLoader>(_: L.Type, _ s: Float, _ w: UnsafeRawPointer,
 /// One output: row `w` · token `x`.
 @inline(__always)
 private func dot1<L: WeightLoader>(_: L.Type, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ C: Int) -> Float {
-    let C8 = C & ~7
-    var a = SIMD8<Float>()
+    let CV = C & ~(FloatVector.scalarCount &- 1)
+    var a = FloatVector()
     var c = 0
-    while c < C8 {
-        a = madd(a, L.load8(w, c), load8(x, c))
-        c &+= 8
+    while c < CV {
+        a = madd(a, L.loadVector(w, c), loadVector(x, c))
+        c &+= FloatVector.scalarCount
     }
-    return tail(L.self, a.sum(), w, x, C8, C)
+    return tail(L.self, a.sum(), w, x, CV, C)
 }
 
 /// Four rows (w, w + rowBytes, …) · one token; writes out[0..<4].
@@ -345,22 +494,22 @@ private func dot1<L: WeightLoader>(_: L.Type, _ w: UnsafeRawPointer, _ x: Unsafe
 private func tile4x1<L: WeightLoader>(
     _: L.Type, _ out: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafePointer<Float>, _ C: Int
 ) {
-    let C8 = C & ~7
+    let CV = C & ~(FloatVector.scalarCount &- 1)
     let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
     var c = 0
-    while c < C8 {
-        let xv = load8(x, c)
-        a0 = madd(a0, L.load8(w0, c), xv)
-        a1 = madd(a1, L.load8(w1, c), xv)
-        a2 = madd(a2, L.load8(w2, c), xv)
-        a3 = madd(a3, L.load8(w3, c), xv)
-        c &+= 8
+    while c < CV {
+        let xv = loadVector(x, c)
+        a0 = madd(a0, L.loadVector(w0, c), xv)
+        a1 = madd(a1, L.loadVector(w1, c), xv)
+        a2 = madd(a2, L.loadVector(w2, c), xv)
+        a3 = madd(a3, L.loadVector(w3, c), xv)
+        c &+= FloatVector.scalarCount
     }
-    out[0] = tail(L.self, a0.sum(), w0, x, C8, C)
-    out[1] = tail(L.self, a1.sum(), w1, x, C8, C)
-    out[2] = tail(L.self, a2.sum(), w2, x, C8, C)
-    out[3] = tail(L.self, a3.sum(), w3, x, C8, C)
+    out[0] = tail(L.self, a0.sum(), w0, x, CV, C)
+    out[1] = tail(L.self, a1.sum(), w1, x, CV, C)
+    out[2] = tail(L.self, a2.sum(), w2, x, CV, C)
+    out[3] = tail(L.self, a3.sum(), w3, x, CV, C)
 }
 
 /// Four rows · two tokens (x, x + C); writes out[0..<4] and out[R..<R + 4].
@@ -369,15 +518,15 @@ private func tile4x2<L: WeightLoader>(
     _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int,
     _ x: UnsafePointer<Float>, _ C: Int
 ) {
-    let C8 = C & ~7
+    let CV = C & ~(FloatVector.scalarCount &- 1)
     let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes
     let x0 = x, x1 = x + C
-    var a00 = SIMD8<Float>(), a10 = SIMD8<Float>(), a20 = SIMD8<Float>(), a30 = SIMD8<Float>()
-    var a01 = SIMD8<Float>(), a11 = SIMD8<Float>(), a21 = SIMD8<Float>(), a31 = SIMD8<Float>()
+    var a00 = FloatVector(), a10 = FloatVector(), a20 = FloatVector(), a30 = FloatVector()
+    var a01 = FloatVector(), a11 = FloatVector(), a21 = FloatVector(), a31 = FloatVector()
     var c = 0
-    while c < C8 {
-        let x0v = load8(x0, c), x1v = load8(x1, c)
-        let v0 = L.load8(w0, c), v1 = L.load8(w1, c), v2 = L.load8(w2, c), v3 = L.load8(w3, c)
+    while c < CV {
+        let x0v = loadVector(x0, c), x1v = loadVector(x1, c)
+        let v0 = L.loadVector(w0, c), v1 = L.loadVector(w1, c), v2 = L.loadVector(w2, c), v3 = L.loadVector(w3, c)
         a00 = madd(a00, v0, x0v)
         a10 = madd(a10, v1, x0v)
         a20 = madd(a20, v2, x0v)
@@ -386,21 +535,26 @@ private func tile4x2<L: WeightLoader>(
         a11 = madd(a11, v1, x1v)
         a21 = madd(a21, v2, x1v)
         a31 = madd(a31, v3, x1v)
-        c &+= 8
+        c &+= FloatVector.scalarCount
     }
-    out[0] = tail(L.self, a00.sum(), w0, x0, C8, C)
-    out[1] = tail(L.self, a10.sum(), w1, x0, C8, C)
-    out[2] = tail(L.self, a20.sum(), w2, x0, C8, C)
-    out[3] = tail(L.self, a30.sum(), w3, x0, C8, C)
-    out[R] = tail(L.self, a01.sum(), w0, x1, C8, C)
-    out[R &+ 1] = tail(L.self, a11.sum(), w1, x1, C8, C)
-    out[R &+ 2] = tail(L.self, a21.sum(), w2, x1, C8, C)
-    out[R &+ 3] = tail(L.self, a31.sum(), w3, x1, C8, C)
+    out[0] = tail(L.self, a00.sum(), w0, x0, CV, C)
+    out[1] = tail(L.self, a10.sum(), w1, x0, CV, C)
+    out[2] = tail(L.self, a20.sum(), w2, x0, CV, C)
+    out[3] = tail(L.self, a30.sum(), w3, x0, CV, C)
+    out[R] = tail(L.self, a01.sum(), w0, x1, CV, C)
+    out[R &+ 1] = tail(L.self, a11.sum(), w1, x1, CV, C)
+    out[R &+ 2] = tail(L.self, a21.sum(), w2, x1, CV, C)
+    out[R &+ 3] = tail(L.self, a31.sum(), w3, x1, CV, C)
 }
 
 @inline(__always)
 func load8(_ p: UnsafePointer<Float>, _ index: Int) -> SIMD8<Float> {
     UnsafeRawPointer(p + index).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+func loadVector(_ p: UnsafePointer<Float>, _ index: Int) -> FloatVector {
+    UnsafeRawPointer(p + index).loadUnaligned(as: FloatVector.self)
 }
 
 @inline(__always)

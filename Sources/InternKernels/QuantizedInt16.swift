@@ -95,6 +95,9 @@ public func matMulQuantizedInt16(
         let scales = (raw.baseAddress! + tokens * cols * 2).bindMemory(to: Float.self, capacity: 2 * tokens * blocks)
         let sums = scales + tokens * blocks
         quantizeActivations16(input, count: tokens * cols, q: q, scales: scales, sums: sums)
+        #if INTERNKIT_AVX512
+            if type != .q6_K { interleavePairs(q, tokens: tokens, cols: cols) }
+        #endif
         let x = Int16Activations(q: q, scales: scales, sums: sums, cols: cols)
         let body = { (range: Range<Int>, _: Int) in
             switch type {
@@ -108,6 +111,23 @@ public func matMulQuantizedInt16(
             pool.parallelFor(rows, granularity: 4, body)
         } else {
             body(0..<rows, 0)
+        }
+    }
+}
+
+/// Reorders each token's quantized activations for the 512-bit kernel: in every whole group of eight
+/// blocks, each pair of blocks (a, b) becomes [a0..<16, b0..<16, a16..<32, b16..<32] (the halves of the
+/// two blocks' weights that `unpackPair` puts in one register); blocks after the last whole group stay.
+func interleavePairs(_ q: UnsafeMutablePointer<Int16>, tokens: Int, cols: Int) {
+    let groups = cols / 256
+    for t in 0..<tokens {
+        for pair in 0..<(groups &* 4) {
+            // Swap a16..<32 with b0..<16 (16 int16 each).
+            let offset: Int = t &* cols &+ pair &* 64 &+ 16
+            let aHigh = UnsafeMutableRawPointer(q + offset), bLow = aHigh + 32
+            let saved = aHigh.loadUnaligned(as: SIMD16<Int16>.self)
+            aHigh.storeBytes(of: bLow.loadUnaligned(as: SIMD16<Int16>.self), as: SIMD16<Int16>.self)
+            bLow.storeBytes(of: saved, as: SIMD16<Int16>.self)
         }
     }
 }
@@ -131,9 +151,46 @@ struct Int16Activations {
         static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float)
         /// m_w: none (Q8_0), −8·d_w (Q4_0) or the f16 at byte 2 (Q4_1).
         static var offset: BlockOffset { get }
+        /// d_w of the eight blocks of a group starting at `first`.
+        static func groupScales(_ first: UnsafeRawPointer) -> __m256
+        #if INTERNKIT_AVX512
+            /// Blocks a and b as int16 for 512-bit products: ([a0..<16, b0..<16], [a16..<32, b16..<32]).
+            static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i)
+        #endif
     }
 
     enum BlockOffset { case none, minusEightScales, stored }
+
+    extension Int16Block {
+        @inline(__always) static func groupScales(_ first: UnsafeRawPointer) -> __m256 { halves8(first, stride: bytes) }
+    }
+
+    #if INTERNKIT_AVX512
+        /// The f16 scales at the start of eight blocks of `bytes` bytes, picked out of whole 64-byte loads with
+        /// one vpermt2w per 128 bytes (instead of eight 2-byte inserts, which all compete for one port).
+        /// Reads only bytes of the group: 128 bytes for Q4_0 (a group is 144), 256 for Q8_0 (272).
+        @inline(__always)
+        func groupScalesByPermute(_ first: UnsafeRawPointer, bytes: Int) -> __m256 {
+            func words(_ f: (Int16) -> Int16) -> __m512i {
+                var v = SIMD32<Int16>()
+                for i in 0..<32 { v[i] = f(Int16(i)) }
+                return unsafeBitCast(v, to: __m512i.self)
+            }
+            let stride = Int16(bytes / 2)
+            if bytes * 7 < 128 {
+                let index = words { (i: Int16) -> Int16 in i < 8 ? i &* stride : 0 }
+                let halves = _mm512_permutex2var_epi16(
+                    first.loadUnaligned(as: __m512i.self), index, (first + 64).loadUnaligned(as: __m512i.self))
+                return _mm256_cvtph_ps(_mm512_castsi512_si128(halves))
+            }
+            // Blocks 0–3 from the first 128 bytes, 4–7 from the 128 bytes at block 4.
+            let index = words { (i: Int16) -> Int16 in i < 4 ? i &* stride : 0 }
+            let second = first + 4 &* bytes
+            let low = _mm512_permutex2var_epi16(first.loadUnaligned(as: __m512i.self), index, (first + 64).loadUnaligned(as: __m512i.self))
+            let high = _mm512_permutex2var_epi16(second.loadUnaligned(as: __m512i.self), index, (second + 64).loadUnaligned(as: __m512i.self))
+            return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(low), _mm512_castsi512_si128(high)))
+        }
+    #endif
 
     enum Q8_0Block: Int16Block {
         static var bytes: Int { 34 }
@@ -145,6 +202,15 @@ struct Int16Activations {
         }
         @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), 0) }
         static var offset: BlockOffset { .none }
+        #if INTERNKIT_AVX512
+            @inline(__always) static func groupScales(_ first: UnsafeRawPointer) -> __m256 { groupScalesByPermute(first, bytes: 34) }
+            @inline(__always) static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
+                (
+                    _mm512_cvtepi8_epi16(_mm256_set_m128i((b + 2).loadUnaligned(as: __m128i.self), (a + 2).loadUnaligned(as: __m128i.self))),
+                    _mm512_cvtepi8_epi16(_mm256_set_m128i((b + 18).loadUnaligned(as: __m128i.self), (a + 18).loadUnaligned(as: __m128i.self)))
+                )
+            }
+        #endif
     }
 
     @inline(__always)
@@ -156,6 +222,15 @@ struct Int16Activations {
         )
     }
 
+    #if INTERNKIT_AVX512
+        /// The nibbles of two blocks whose 16 bytes start at a and b: byte i holds weights i (low) and 16 + i.
+        @inline(__always)
+        private func nibblePair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
+            let words = _mm512_cvtepu8_epi16(_mm256_set_m128i(b.loadUnaligned(as: __m128i.self), a.loadUnaligned(as: __m128i.self)))
+            return (_mm512_and_si512(words, _mm512_set1_epi16(0x0F)), _mm512_srli_epi16(words, 4))
+        }
+    #endif
+
     enum Q4_0Block: Int16Block {
         static var bytes: Int { 18 }
         @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { nibbles(block + 2) }
@@ -164,6 +239,12 @@ struct Int16Activations {
             return (d, -8 * d)
         }
         static var offset: BlockOffset { .minusEightScales }
+        #if INTERNKIT_AVX512
+            @inline(__always) static func groupScales(_ first: UnsafeRawPointer) -> __m256 { groupScalesByPermute(first, bytes: 18) }
+            @inline(__always) static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
+                nibblePair(a + 2, b + 2)
+            }
+        #endif
     }
 
     enum Q4_1Block: Int16Block {
@@ -171,6 +252,11 @@ struct Int16Activations {
         @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { nibbles(block + 4) }
         @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), half(block, 2)) }
         static var offset: BlockOffset { .stored }
+        #if INTERNKIT_AVX512
+            @inline(__always) static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
+                nibblePair(a + 4, b + 4)
+            }
+        #endif
     }
 
     /// The eight int32 lanes of one block's products, summed exactly.
@@ -188,21 +274,88 @@ struct Int16Activations {
         return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
     }
 
+    #if INTERNKIT_AVX512
+        /// The index vectors that fold four pair products (16 int32 lanes: 8 for each block of the pair) into
+        /// eight block sums with lane-crossing permutes (vpermt2d), three levels of halving.
+        struct PairReduction {
+            let quarters0: __m512i, quarters1: __m512i, eighths0: __m512i, eighths1: __m512i, evenOdd: __m512i
+            @inline(__always) init() {
+                func lanes(_ f: (Int32) -> Int32) -> __m512i {
+                    var v = SIMD16<Int32>()
+                    for i in 0..<16 { v[i] = f(Int32(i)) }
+                    return unsafeBitCast(v, to: __m512i.self)
+                }
+                // Lane i takes lanes of 4 (then 2) consecutive products: the first or second half of each run.
+                quarters0 = lanes { (i: Int32) -> Int32 in (i / 4) &* 8 &+ i % 4 }
+                quarters1 = lanes { (i: Int32) -> Int32 in (i / 4) &* 8 &+ i % 4 &+ 4 }
+                eighths0 = lanes { (i: Int32) -> Int32 in (i / 2) &* 4 &+ i % 2 }
+                eighths1 = lanes { (i: Int32) -> Int32 in (i / 2) &* 4 &+ i % 2 &+ 2 }
+                evenOdd = lanes { (i: Int32) -> Int32 in i < 8 ? 2 &* i : 2 &* (i &- 8) &+ 1 }
+            }
+        }
+
+        /// The exact integer sums of eight blocks (lane i = block i) against activations laid out by
+        /// `interleavePairs`: pair k's products accumulate in one register (vpdpwssd), then three permute-and-add
+        /// levels leave one int32 per block.
+        @inline(__always)
+        private func groupSums512<B: Int16Block>(
+            _: B.Type, _ first: UnsafeRawPointer, _ xq: UnsafePointer<Int16>, _ reduce: PairReduction
+        ) -> __m256i {
+            @inline(__always) func pair(_ k: Int) -> __m512i {
+                let a = first + (2 &* k) &* B.bytes
+                let (low, high) = B.unpackPair(a, a + B.bytes)
+                let x = UnsafeRawPointer(xq + k &* 64)
+                return _mm512_dpwssd_epi32(_mm512_madd_epi16(low, x.loadUnaligned(as: __m512i.self)), high, (x + 64).loadUnaligned(as: __m512i.self))
+            }
+            let p0 = pair(0), p1 = pair(1), p2 = pair(2), p3 = pair(3)
+            let q0 = _mm512_add_epi32(_mm512_permutex2var_epi32(p0, reduce.quarters0, p1), _mm512_permutex2var_epi32(p0, reduce.quarters1, p1))
+            let q1 = _mm512_add_epi32(_mm512_permutex2var_epi32(p2, reduce.quarters0, p3), _mm512_permutex2var_epi32(p2, reduce.quarters1, p3))
+            let r = _mm512_add_epi32(_mm512_permutex2var_epi32(q0, reduce.eighths0, q1), _mm512_permutex2var_epi32(q0, reduce.eighths1, q1))
+            let split = unsafeBitCast(_mm512_permutexvar_epi32(reduce.evenOdd, r), to: SIMD16<Int32>.self)
+            return unsafeBitCast(split.lowHalf &+ split.highHalf, to: __m256i.self)
+        }
+    #endif
+
     /// One output: row · token. Blocks go in groups of eight: their exact integer sums are reduced into
-    /// one vector (lane i = block i) with horizontal adds, converted once and scaled by eight d_w·d_x at once,
-    /// so the per-block scalar work (f16 scales, broadcasts) is paid per group; the leftover blocks are
-    /// added one by one. The same code runs for every token whatever the batch.
+    /// one vector (lane i = block i), converted once and scaled by eight d_w·d_x at once, so the per-block
+    /// scalar work (f16 scales, broadcasts) is paid per group; the leftover blocks are added one by one.
+    /// The same code runs for every token whatever the batch.
     @inline(__always)
     private func rowDot<B: Int16Block>(
         _: B.Type, _ row: UnsafeRawPointer, _ q: UnsafePointer<Int16>, _ s: UnsafePointer<Float>,
         _ sx: UnsafePointer<Float>, _ blocks: Int
     ) -> Float {
+        let constants = GroupConstants()
         var acc = _mm256_setzero_ps()
-        let swapHalves = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)
-        let upperHalf = _mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1)
         var b = 0
         while b &+ 8 <= blocks {
-            let first = row + b &* B.bytes, xq = q + b &* 32
+            acc = groupStep(B.self, acc, row, q, s, sx, b, constants)
+            b &+= 8
+        }
+        return leftoverBlocks(B.self, SIMD8<Float>(acc).sum(), row, q, s, sx, b, blocks)
+    }
+
+    /// The constant vectors of a group's reduction.
+    struct GroupConstants {
+        #if INTERNKIT_AVX512
+            let reduce = PairReduction()
+        #else
+            let swapHalves = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)
+            let upperHalf = _mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1)
+        #endif
+        @inline(__always) init() {}
+    }
+
+    /// `acc` plus the eight blocks from block `b` of `row` (lane i: block b + i).
+    @inline(__always)
+    private func groupStep<B: Int16Block>(
+        _: B.Type, _ acc: __m256, _ row: UnsafeRawPointer, _ q: UnsafePointer<Int16>, _ s: UnsafePointer<Float>,
+        _ sx: UnsafePointer<Float>, _ b: Int, _ constants: GroupConstants
+    ) -> __m256 {
+        let first = row + b &* B.bytes, xq = q + b &* 32
+        #if INTERNKIT_AVX512
+            let sums = _mm256_cvtepi32_ps(groupSums512(B.self, first, xq, constants.reduce))
+        #else
             let p0 = blockSum(B.unpack(first), xq)
             let p1 = blockSum(B.unpack(first + B.bytes), xq + 32)
             let p2 = blockSum(B.unpack(first + 2 &* B.bytes), xq + 64)
@@ -214,21 +367,30 @@ struct Int16Activations {
             // Per 128-bit half: [Σp0, Σp1, Σp2, Σp3] over that half's lanes, then both halves added.
             let h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3))
             let h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7))
-            let s0123 = _mm256_add_epi32(h0123, _mm256_permutevar8x32_epi32(h0123, swapHalves))
-            let s4567 = _mm256_add_epi32(h4567, _mm256_permutevar8x32_epi32(h4567, swapHalves))
-            let sums = _mm256_cvtepi32_ps(_mm256_blendv_epi8(s0123, s4567, upperHalf))
-            let d = halves8(first, stride: B.bytes)
-            let dx = UnsafeRawPointer(s + b).loadUnaligned(as: __m256.self)
-            acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dx), acc)
-            let sxv = UnsafeRawPointer(sx + b).loadUnaligned(as: __m256.self)
-            switch B.offset {
-            case .none: break
-            case .minusEightScales: acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8)), sxv, acc)
-            case .stored: acc = _mm256_fmadd_ps(halves8(first + 2, stride: B.bytes), sxv, acc)
-            }
-            b &+= 8
+            let s0123 = _mm256_add_epi32(h0123, _mm256_permutevar8x32_epi32(h0123, constants.swapHalves))
+            let s4567 = _mm256_add_epi32(h4567, _mm256_permutevar8x32_epi32(h4567, constants.swapHalves))
+            let sums = _mm256_cvtepi32_ps(_mm256_blendv_epi8(s0123, s4567, constants.upperHalf))
+        #endif
+        let d = B.groupScales(first)
+        let dx = UnsafeRawPointer(s + b).loadUnaligned(as: __m256.self)
+        var acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dx), acc)
+        let sxv = UnsafeRawPointer(sx + b).loadUnaligned(as: __m256.self)
+        switch B.offset {
+        case .none: break
+        case .minusEightScales: acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8)), sxv, acc)
+        case .stored: acc = _mm256_fmadd_ps(halves8(first + 2, stride: B.bytes), sxv, acc)
         }
-        var total = SIMD8<Float>(acc).sum()
+        return acc
+    }
+
+    /// `total` plus blocks `from..<blocks` of `row`, one by one (fewer than eight).
+    @inline(__always)
+    private func leftoverBlocks<B: Int16Block>(
+        _: B.Type, _ total: Float, _ row: UnsafeRawPointer, _ q: UnsafePointer<Int16>, _ s: UnsafePointer<Float>,
+        _ sx: UnsafePointer<Float>, _ from: Int, _ blocks: Int
+    ) -> Float {
+        var total = total
+        var b = from
         while b < blocks {
             let block = row + b &* B.bytes
             let (d, m) = B.scaleAndOffset(block)
@@ -253,51 +415,111 @@ struct Int16Activations {
         }
     }
 
-    /// Q6_K rows: each 16-weight sub-block (one int8 scale) is unpacked to int16 (q − 32) and multiplied by
-    /// its half of a 32-activation block; the two scaled halves stay exact in int32 (2·2·4096·32767 < 2^31)
-    /// before one conversion and FMA per activation block, in ascending order (as the 32-weight types).
-    private func q6KRows(
-        _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
-        _ rows: Range<Int>
-    ) {
-        let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
-        let mask = _mm_set1_epi8(0x0F), three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32)
-        for r in rows {
-            let row = weight + r &* rowBytes
-            for t in 0..<T {
-                var acc = _mm256_setzero_ps()
-                let q = x.q + t &* C, s = x.scales + t &* x.blocks
-                for sb in 0..<superBlocks {
-                    let block = row + sb &* 210
-                    let d = half(block, 208)
-                    for h in 0..<2 {
-                        let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
-                        // The 16-byte pieces every quarter reads, loaded once per half block.
-                        let l0 = ql.loadUnaligned(as: __m128i.self), l1 = (ql + 16).loadUnaligned(as: __m128i.self)
-                        let l2 = (ql + 32).loadUnaligned(as: __m128i.self), l3 = (ql + 48).loadUnaligned(as: __m128i.self)
-                        let h0 = qh.loadUnaligned(as: __m128i.self), h1 = (qh + 16).loadUnaligned(as: __m128i.self)
-                        for quarter in 0..<4 {
-                            let ab = sb &* 8 &+ h &* 4 &+ quarter
-                            var sum = _mm256_setzero_si256()
-                            for part in 0..<2 {
-                                // Both loops unroll, so these choices resolve at compile time.
-                                let lowBytes = quarter & 1 == 0 ? (part == 0 ? l0 : l1) : (part == 0 ? l2 : l3)
-                                let nibble = quarter < 2 ? _mm_and_si128(lowBytes, mask) : _mm_and_si128(_mm_srli_epi16(lowBytes, 4), mask)
-                                let high = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(part == 0 ? h0 : h1, Int32(2 &* quarter)), three), 4)
+    #if INTERNKIT_AVX512
+        /// Q6_K rows, 512-bit: each 32-weight quarter of a half block (one activation block, two int8 scales)
+        /// is assembled in one register: low nibbles and high bits as bytes (256-bit ops), q − 32 widened to
+        /// int16 and multiplied by its two scales (vpermw spreads them over the halves), one vpmaddwd against
+        /// the 32 activations; the sums stay exact in int32 before one conversion and FMA per activation block,
+        /// in ascending order.
+        private func q6KRows(
+            _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
+            _ rows: Range<Int>
+        ) {
+            let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
+            let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
+            // Quarter k takes scale 2k for its first 16 weights and 2k + 1 for the last 16.
+            func spread(_ k: Int16) -> __m512i {
+                var v = SIMD32<Int16>()
+                for i in 0..<32 { v[i] = i < 16 ? 2 &* k : 2 &* k &+ 1 }
+                return unsafeBitCast(v, to: __m512i.self)
+            }
+            let scaleIndex = (spread(0), spread(1), spread(2), spread(3))
+            for r in rows {
+                let row = weight + r &* rowBytes
+                for t in 0..<T {
+                    var acc = _mm512_setzero_ps()
+                    let q = x.q + t &* C, s = x.scales + t &* x.blocks
+                    for sb in 0..<superBlocks {
+                        let block = row + sb &* 210
+                        let d = half(block, 208)
+                        for h in 0..<2 {
+                            let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
+                            let low01 = ql.loadUnaligned(as: __m256i.self), low23 = (ql + 32).loadUnaligned(as: __m256i.self)
+                            let high = qh.loadUnaligned(as: __m256i.self)
+                            let scales = _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self))))
+                            for quarter in 0..<4 {
+                                // The loop unrolls, so these choices resolve at compile time.
+                                let lowBytes = quarter & 1 == 0 ? low01 : low23
+                                let nibble = quarter < 2 ? _mm256_and_si256(lowBytes, mask) : _mm256_and_si256(_mm256_srli_epi16(lowBytes, 4), mask)
+                                let top: __m256i
+                                switch quarter {
+                                case 0: top = _mm256_and_si256(_mm256_slli_epi16(high, 4), highBits)
+                                case 1: top = _mm256_and_si256(_mm256_slli_epi16(high, 2), highBits)
+                                case 2: top = _mm256_and_si256(high, highBits)
+                                default: top = _mm256_and_si256(_mm256_srli_epi16(high, 2), highBits)
+                                }
+                                let index = quarter == 0 ? scaleIndex.0 : quarter == 1 ? scaleIndex.1 : quarter == 2 ? scaleIndex.2 : scaleIndex.3
                                 // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
-                                let scale = Int16(sc.load(fromByteOffset: part &+ 2 &* quarter, as: Int8.self))
-                                let w = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(nibble, high), bias)), _mm256_set1_epi16(scale))
-                                let xv = UnsafeRawPointer(q + (ab &* 32 &+ part &* 16)).loadUnaligned(as: __m256i.self)
-                                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(w, xv))
+                                let w = _mm512_mullo_epi16(
+                                    _mm512_cvtepi8_epi16(_mm256_sub_epi8(_mm256_or_si256(nibble, top), bias)),
+                                    _mm512_permutexvar_epi16(index, scales))
+                                let ab = sb &* 8 &+ h &* 4 &+ quarter
+                                let sum = _mm512_madd_epi16(w, UnsafeRawPointer(q + ab &* 32).loadUnaligned(as: __m512i.self))
+                                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * s[ab]), acc)
                             }
-                            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * s[ab]), acc)
                         }
                     }
+                    out[t &* R &+ r] = SIMD16<Float>(acc).sum()
                 }
-                out[t &* R &+ r] = SIMD8<Float>(acc).sum()
             }
         }
-    }
+    #else
+        /// Q6_K rows: each 16-weight sub-block (one int8 scale) is unpacked to int16 (q − 32) and multiplied by
+        /// its half of a 32-activation block; the two scaled halves stay exact in int32 (2·2·4096·32767 < 2^31)
+        /// before one conversion and FMA per activation block, in ascending order (as the 32-weight types).
+        private func q6KRows(
+            _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
+            _ rows: Range<Int>
+        ) {
+            let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
+            let mask = _mm_set1_epi8(0x0F), three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32)
+            for r in rows {
+                let row = weight + r &* rowBytes
+                for t in 0..<T {
+                    var acc = _mm256_setzero_ps()
+                    let q = x.q + t &* C, s = x.scales + t &* x.blocks
+                    for sb in 0..<superBlocks {
+                        let block = row + sb &* 210
+                        let d = half(block, 208)
+                        for h in 0..<2 {
+                            let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
+                            // The 16-byte pieces every quarter reads, loaded once per half block.
+                            let l0 = ql.loadUnaligned(as: __m128i.self), l1 = (ql + 16).loadUnaligned(as: __m128i.self)
+                            let l2 = (ql + 32).loadUnaligned(as: __m128i.self), l3 = (ql + 48).loadUnaligned(as: __m128i.self)
+                            let h0 = qh.loadUnaligned(as: __m128i.self), h1 = (qh + 16).loadUnaligned(as: __m128i.self)
+                            for quarter in 0..<4 {
+                                let ab = sb &* 8 &+ h &* 4 &+ quarter
+                                var sum = _mm256_setzero_si256()
+                                for part in 0..<2 {
+                                    // Both loops unroll, so these choices resolve at compile time.
+                                    let lowBytes = quarter & 1 == 0 ? (part == 0 ? l0 : l1) : (part == 0 ? l2 : l3)
+                                    let nibble = quarter < 2 ? _mm_and_si128(lowBytes, mask) : _mm_and_si128(_mm_srli_epi16(lowBytes, 4), mask)
+                                    let high = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(part == 0 ? h0 : h1, Int32(2 &* quarter)), three), 4)
+                                    // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
+                                    let scale = Int16(sc.load(fromByteOffset: part &+ 2 &* quarter, as: Int8.self))
+                                    let w = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(nibble, high), bias)), _mm256_set1_epi16(scale))
+                                    let xv = UnsafeRawPointer(q + (ab &* 32 &+ part &* 16)).loadUnaligned(as: __m256i.self)
+                                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(w, xv))
+                                }
+                                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * s[ab]), acc)
+                            }
+                        }
+                    }
+                    out[t &* R &+ r] = SIMD8<Float>(acc).sum()
+                }
+            }
+        }
+    #endif
 #else
     private func q6KRows(
         _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,

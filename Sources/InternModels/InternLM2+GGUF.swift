@@ -55,7 +55,7 @@ extension InternLM2Configuration {
 
 extension InternLM2Model {
     /// Loads a GGUF file of architecture `internlm2` or `llama`; weights stay in the file's formats.
-    public convenience init(gguf file: GGUFFile, threadCount: Int? = nil, chunkSize: Int = 64) throws {
+    public convenience init(gguf file: GGUFFile, threadCount: Int? = nil, chunkSize: Int = InternLM2Model.defaultChunkSize) throws {
         let c = try InternLM2Configuration(gguf: file)
         let h = c.hiddenSize, hd = c.headDim
         var used = Set<String>()

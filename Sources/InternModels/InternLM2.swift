@@ -274,6 +274,13 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public let configuration: InternLM2Configuration
     /// Tokens per internal prefill chunk; run-state buffers are sized for it.
     public let chunkSize: Int
+    /// The default chunk: long enough that a prompt's weights stream from memory a few times only (the
+    /// prefill kernels block tokens for the caches themselves), as llama.cpp's 512-token micro-batch.
+    /// INTERNKIT_PREFILL_CHUNK overrides it (benchmarks).
+    public static let defaultChunkSize: Int = {
+        if let value = ProcessInfo.processInfo.environment["INTERNKIT_PREFILL_CHUNK"], let n = Int(value), n > 0 { return n }
+        return 256
+    }()
     /// Called with (name, layer or -1, activations of the chunk) after each named step, for diffing one
     /// layer against a reference (llama.cpp `cb(cur, "attn_norm", il)`). Nil in normal runs.
     public var debugHook: ((String, Int, UnsafeBufferPointer<Float>) -> Void)?
@@ -296,7 +303,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public var kvCacheRowSize: Int { configuration.numKeyValueHeads * configuration.headDim }
 
     /// Loads `config.json` and the safetensors weights of `directory`.
-    public convenience init(directory: URL, threadCount: Int? = nil, chunkSize: Int = 64) throws {
+    public convenience init(directory: URL, threadCount: Int? = nil, chunkSize: Int = InternLM2Model.defaultChunkSize) throws {
         let configuration = try InternLM2Configuration.load(from: directory.appendingPathComponent("config.json"))
         try self.init(
             configuration: configuration, checkpoint: Checkpoint(directory: directory),
@@ -305,7 +312,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
 
     public convenience init(
         configuration: InternLM2Configuration, checkpoint: Checkpoint, threadCount: Int? = nil,
-        chunkSize: Int = 64
+        chunkSize: Int = InternLM2Model.defaultChunkSize
     ) throws {
         try configuration.validate()
         let names = InternLM2WeightNames(configuration: configuration)

@@ -92,6 +92,32 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         }
     }
 
+    /// Prefill is blocked for the caches: panels of rows staged at once (1 MiB of f32) and blocks of tokens
+    /// (512 KiB of activations). 8200 columns give 16-token blocks and 30-row panels (in 6-row tiles), so
+    /// 37 tokens and 71 rows cross both kinds of boundary, with token, row and column tails; every token's
+    /// row must still be bitwise its product alone, and close to the reference.
+    @Test(arguments: WeightType.allCases)
+    func prefillBlockingKeepsEveryTokensResult(type: WeightType) {
+        let tokens = 37, rows = 71, cols = 8200
+        var random = TestRandom(state: 4242)
+        let weights = encodeWeights(random.floats(rows * cols), as: type)
+        let input = random.floats(tokens * cols)
+        var batch = [Float](repeating: .nan, count: tokens * rows)
+        var slow = batch
+        weights.withUnsafeBytes { w in
+            matMul(&batch, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: Self.pool3)
+            matMulReference(&slow, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols)
+            input.withUnsafeBufferPointer { x in
+                for t in [0, 15, 16, 31, 32, 36] {
+                    var one = [Float](repeating: .nan, count: rows)
+                    matMul(&one, weight: w.baseAddress!, type: type, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                    #expect(Array(batch[(t * rows)..<((t + 1) * rows)]).map(\.bitPattern) == one.map(\.bitPattern), "\(type) token \(t)")
+                }
+            }
+        }
+        #expect(maxAbsDiff(batch, slow) < 1e-4 * Float(cols).squareRoot())
+    }
+
     @Test(arguments: WeightType.allCases)
     func matMulResultDoesNotDependOnTokenCount(type: WeightType) {
         // Bit-identical per token whether alone or with others (4-row tiles and tail rows, token pairs and a

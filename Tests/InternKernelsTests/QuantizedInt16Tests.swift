@@ -19,6 +19,14 @@ import Testing
         #expect(maxDiff <= 1e-5 * scale, "\(type) \(shape): max |diff| \(maxDiff)")
     }
 
+    // Several groups of eight blocks (the 512-bit kernel folds each group's four block pairs at once), with
+    // and without leftover blocks: 576 (SmolLM2's width: two groups + two blocks) and 1024 columns.
+    @Test(arguments: [BlockQuantization.q8_0, .q4_0, .q4_1], [576, 1024])
+    func matchesReferenceOverSeveralGroups(type: BlockQuantization, cols: Int) {
+        let (maxDiff, scale) = compareWithReference(Self.product, Self.reference, type: type, tokens: 3, rows: 10, cols: cols, seeds: (7, 3))
+        #expect(maxDiff <= 1e-5 * scale, "\(type) cols \(cols): max |diff| \(maxDiff)")
+    }
+
     @Test(arguments: types)
     func closeToExactActivations(type: BlockQuantization) {
         // 16-bit activations: far below the 8-bit path's error (bound 0.02 there), still not exact.
