@@ -171,20 +171,18 @@ struct Int16Activations {
         /// Reads only bytes of the group: 128 bytes for Q4_0 (a group is 144), 256 for Q8_0 (272).
         @inline(__always)
         func groupScalesByPermute(_ first: UnsafeRawPointer, bytes: Int) -> __m256 {
-            func words(_ f: (Int16) -> Int16) -> __m512i {
-                var v = SIMD32<Int16>()
-                for i in 0..<32 { v[i] = f(Int16(i)) }
-                return unsafeBitCast(v, to: __m512i.self)
-            }
-            let stride = Int16(bytes / 2)
             if bytes * 7 < 128 {
-                let index = words { (i: Int16) -> Int16 in i < 8 ? i &* stride : 0 }
+                assert(bytes == 18, "only Q4_0 groups fit one 128-byte window")
+                let index = unsafeBitCast(
+                    SIMD32<Int16>(0, 9, 18, 27, 36, 45, 54, 63, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), to: __m512i.self)
                 let halves = _mm512_permutex2var_epi16(
                     first.loadUnaligned(as: __m512i.self), index, (first + 64).loadUnaligned(as: __m512i.self))
                 return _mm256_cvtph_ps(_mm512_castsi512_si128(halves))
             }
+            assert(bytes == 34, "two 128-byte windows: Q8_0")
             // Blocks 0–3 from the first 128 bytes, 4–7 from the 128 bytes at block 4.
-            let index = words { (i: Int16) -> Int16 in i < 4 ? i &* stride : 0 }
+            let index = unsafeBitCast(
+                SIMD32<Int16>(0, 17, 34, 51, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), to: __m512i.self)
             let second = first + 4 &* bytes
             let low = _mm512_permutex2var_epi16(first.loadUnaligned(as: __m512i.self), index, (first + 64).loadUnaligned(as: __m512i.self))
             let high = _mm512_permutex2var_epi16(second.loadUnaligned(as: __m512i.self), index, (second + 64).loadUnaligned(as: __m512i.self))
@@ -279,18 +277,14 @@ struct Int16Activations {
         /// eight block sums with lane-crossing permutes (vpermt2d), three levels of halving.
         struct PairReduction {
             let quarters0: __m512i, quarters1: __m512i, eighths0: __m512i, eighths1: __m512i, evenOdd: __m512i
+            // Lane i takes lanes of 4 (then 2) consecutive products: the first or second half of each run.
+            // Literal vectors, so they fold into constants (a loop filling them would run per call).
             @inline(__always) init() {
-                func lanes(_ f: (Int32) -> Int32) -> __m512i {
-                    var v = SIMD16<Int32>()
-                    for i in 0..<16 { v[i] = f(Int32(i)) }
-                    return unsafeBitCast(v, to: __m512i.self)
-                }
-                // Lane i takes lanes of 4 (then 2) consecutive products: the first or second half of each run.
-                quarters0 = lanes { (i: Int32) -> Int32 in (i / 4) &* 8 &+ i % 4 }
-                quarters1 = lanes { (i: Int32) -> Int32 in (i / 4) &* 8 &+ i % 4 &+ 4 }
-                eighths0 = lanes { (i: Int32) -> Int32 in (i / 2) &* 4 &+ i % 2 }
-                eighths1 = lanes { (i: Int32) -> Int32 in (i / 2) &* 4 &+ i % 2 &+ 2 }
-                evenOdd = lanes { (i: Int32) -> Int32 in i < 8 ? 2 &* i : 2 &* (i &- 8) &+ 1 }
+                quarters0 = unsafeBitCast(SIMD16<Int32>(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27), to: __m512i.self)
+                quarters1 = unsafeBitCast(SIMD16<Int32>(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31), to: __m512i.self)
+                eighths0 = unsafeBitCast(SIMD16<Int32>(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29), to: __m512i.self)
+                eighths1 = unsafeBitCast(SIMD16<Int32>(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31), to: __m512i.self)
+                evenOdd = unsafeBitCast(SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15), to: __m512i.self)
             }
         }
 
@@ -332,7 +326,7 @@ struct Int16Activations {
             acc = groupStep(B.self, acc, row, q, s, sx, b, constants)
             b &+= 8
         }
-        return leftoverBlocks(B.self, SIMD8<Float>(acc).sum(), row, q, s, sx, b, blocks)
+        return leftoverBlocks(B.self, laneSum(acc), row, q, s, sx, b, blocks)
     }
 
     /// The constant vectors of a group's reduction.
@@ -469,7 +463,7 @@ struct Int16Activations {
                             }
                         }
                     }
-                    out[t &* R &+ r] = SIMD16<Float>(acc).sum()
+                    out[t &* R &+ r] = laneSum(acc)
                 }
             }
         }
@@ -515,7 +509,7 @@ struct Int16Activations {
                             }
                         }
                     }
-                    out[t &* R &+ r] = SIMD8<Float>(acc).sum()
+                    out[t &* R &+ r] = laneSum(acc)
                 }
             }
         }
