@@ -21,8 +21,9 @@ struct LineParsing: Sendable {
     var keptLines: [Bool]?
 }
 
-/// One chunk of whole lines of one file, and what a worker made of it.
-final class LineChunk {
+/// One chunk of whole lines of one file, and what a worker made of it. A worker fills the results; the
+/// reading thread reads them after `done`.
+final class LineChunk: @unchecked Sendable {
     let path: String
     let idPrefix: String
     let source: String
@@ -75,7 +76,20 @@ extension StageRunner {
         chain.tagLanguage = tagLanguage
         chain.dedup = dedup
         let worker = UncheckedSendable(chain)
-        let slots = DispatchSemaphore(value: threads)
+        // Threads of their own: the reading thread may be one of the dispatch pool's, which is as wide as the
+        // machine, so pool workers would get one core less while it waits.
+        let queue = ChunkQueue()
+        if threads > 1 {
+            for _ in 0..<threads {
+                Thread {
+                    while let chunk = queue.next() {
+                        worker.value.process(chunk, parsing: parsing)
+                        chunk.done.leave()
+                    }
+                }.start()
+            }
+        }
+        defer { queue.close() }
         var inFlight: [LineChunk] = []
         let maxInFlight = threads * 2 + 1
 
@@ -123,12 +137,8 @@ extension StageRunner {
                     chain.process(chunk, parsing: parsing)
                     try collect(chunk)
                 } else {
-                    slots.wait()
-                    let box = UncheckedSendable(chunk)
-                    DispatchQueue.global().async(group: chunk.done) {
-                        worker.value.process(box.value, parsing: parsing)
-                        slots.signal()
-                    }
+                    chunk.done.enter()
+                    queue.add(chunk)
                     inFlight.append(chunk)
                     while inFlight.count >= maxInFlight { try collect(inFlight.removeFirst()) }
                 }
@@ -183,5 +193,34 @@ extension StageRunner {
                 chunk.outcomes.append(o)
             }
         }
+    }
+}
+
+/// Chunks waiting for a worker, first in first out.
+final class ChunkQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var waiting: [LineChunk] = []
+    private var closed = false
+
+    func add(_ chunk: LineChunk) {
+        condition.lock()
+        waiting.append(chunk)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The oldest waiting chunk; nil once the queue is closed and empty. (A handful wait at a time.)
+    func next() -> LineChunk? {
+        condition.lock()
+        defer { condition.unlock() }
+        while waiting.isEmpty && !closed { condition.wait() }
+        return waiting.isEmpty ? nil : waiting.removeFirst()
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
     }
 }

@@ -295,7 +295,17 @@ public struct Cleaner: Sendable {
             let needle = Array("lorem ipsum".utf8)
             guard u.count >= needle.count else { return false }
             var i = 0
+            let ones: UInt64 = 0x0101_0101_0101_0101
             while i + needle.count <= u.count {
+                // Eight bytes at a time past runs without an 'l' or 'L' (SWAR: a zero byte of (v | 0x20) ^ 'l').
+                if i + 8 <= u.count {
+                    let v = UInt64(littleEndian: UnsafeRawPointer(u.baseAddress! + i).loadUnaligned(as: UInt64.self))
+                    let x = (v | (ones &* 0x20)) ^ (ones &* 0x6C)
+                    if (x &- ones) & ~x & (ones &* 0x80) == 0 {
+                        i += 8
+                        continue
+                    }
+                }
                 if (u[i] | 0x20) == 0x6C {
                     var ok = true
                     for k in 1..<needle.count where (u[i + k] >= 0x41 && u[i + k] <= 0x5A ? u[i + k] | 0x20 : u[i + k]) != needle[k] { ok = false; break }
@@ -337,9 +347,16 @@ public struct Cleaner: Sendable {
     }
 
     func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
-        scratch.removeAll(keepingCapacity: true)
-        for c in line { scratch.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
-        return scratch.withUnsafeBytes { hay in
+        // The line lower-cased (ASCII) into the reused buffer, written in place rather than appended byte by byte.
+        if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
+        scratch.withUnsafeMutableBufferPointer { s in
+            for k in 0..<line.count {
+                let c = line[k]
+                s[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+            }
+        }
+        return scratch.withUnsafeBytes { all in
+            let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
             guard let prefixes = phrasePrefixes else {
                 for p in phrases where !p.isEmpty && p.count <= hay.count {
                     if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
