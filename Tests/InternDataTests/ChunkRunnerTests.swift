@@ -77,7 +77,8 @@ struct ChunkRunnerTests {
         // Chunks smaller than one page (every page spans a boundary), a few pages, and the whole input at once.
         for threads in [1, 2, 3] {
             for chunkSize in [100, 20_000, size + 1] {
-                let got = try run(config(input: input, output: dir + "/out-\(threads)-\(chunkSize).jsonl"), threads: threads, chunkSize: chunkSize, chunked: true)
+                let output = dir + "/out-\(threads)-\(chunkSize).jsonl"
+                let got = try run(config(input: input, output: output), threads: threads, chunkSize: chunkSize, chunked: true)
                 #expect(got.output == reference.output, "threads \(threads), chunk size \(chunkSize)")
                 #expect(got.report == reference.report, "threads \(threads), chunk size \(chunkSize)")
             }
