@@ -149,6 +149,22 @@ extension StageRunner {
         return stats
     }
 
+    /// Runs the chain over JSON Lines files (plain or compressed) as `run(next: DocumentReader(paths:
+    /// strict:).next, write:)` does, with the same output, counts and bad records, but with the lines parsed
+    /// and the documents processed on worker threads of their own (the single-stage commands); returns one
+    /// `StageStats` per filter and adds the bad records to `bad`.
+    public mutating func runJSONLines(paths: [String], strict: Bool, writer: DocumentWriter, bad: inout BadInputLog)
+        throws(DatasetError) -> [StageStats]
+    {
+        var parsing = LineParsing()
+        parsing.formatStage = false
+        var totals = ChunkTotals()
+        totals.bad = bad
+        let stats = try runChunks(paths: paths, parsing: parsing, writer: writer, strict: strict, totals: &totals)
+        bad = totals.bad
+        return stats
+    }
+
     /// Parses the chunk's lines and runs the chain on each document (on a worker thread).
     func process(_ chunk: LineChunk, parsing: LineParsing) {
         var scratch = Scratch()

@@ -130,12 +130,18 @@ public struct Cleaner: Sendable {
         var dropped = 0
         var filtered = 0
         if config.removeLoremIpsum && containsLoremIpsum(doc.text) { return .remove(rule: "lorem_ipsum") }
-        if config.dropBoilerplateLines {
+        if config.dropBoilerplateLines && config.c4LineFilter && doc.lang != "code" {
+            // Both line passes in one, building one string (the same text and counts as the two in turn).
+            let (text, d, f) = dropBoilerplateAndFilter(doc.text, chinese: doc.lang == "zh")
+            doc.text = text
+            dropped = d
+            filtered = f
+        } else if config.dropBoilerplateLines {
             let (text, n) = dropBoilerplate(doc.text)
             doc.text = text
             dropped = n
         }
-        if config.c4LineFilter && doc.lang != "code" {
+        if config.c4LineFilter && doc.lang != "code" && !config.dropBoilerplateLines {
             let (text, n) = sentenceLines(doc.text, chinese: doc.lang == "zh")
             doc.text = text
             filtered = n
@@ -152,35 +158,8 @@ public struct Cleaner: Sendable {
             out.reserveCapacity(u.count)
             var removed = 0
             forEachLine(u) { lo, hi in
-                var s = lo, e = hi
-                while s < e, u[s] == 0x20 || u[s] == 0x09 || u[s] == 0x0D { s += 1 }
-                while e > s, u[e - 1] == 0x20 || u[e - 1] == 0x09 || u[e - 1] == 0x0D { e -= 1 }
+                let (s, e, keep) = sentenceLine(u, lo, hi, chinese: chinese)
                 guard s < e else { return }
-                let last = Self.lastScalar(u, s, e)
-                var keep: Bool
-                if chinese {
-                    keep = TextStats.isChinesePunctuationEnd(last)
-                    if keep {
-                        var han = 0
-                        Self.forEachScalar(u, s, e) { v in
-                            if LanguageTagger.isHan(v) { han += 1 }
-                            return han < config.c4ZhMinLineChars
-                        }
-                        keep = han >= config.c4ZhMinLineChars
-                    }
-                } else {
-                    keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
-                    if keep {
-                        var words = 0
-                        var inWord = false
-                        for k in s..<e {
-                            let space = u[k] == 0x20 || u[k] == 0x09
-                            if !space && !inWord { words += 1 }
-                            inWord = !space
-                        }
-                        keep = words >= config.c4MinLineWords
-                    }
-                }
                 if keep {
                     if !out.isEmpty { out.append(0x0A) }
                     out.append(contentsOf: UnsafeBufferPointer(rebasing: u[s..<e]))
@@ -190,6 +169,77 @@ public struct Cleaner: Sendable {
             }
             return (String(decoding: out, as: UTF8.self), removed)
         }
+    }
+
+    /// C4's test of one line u[lo..<hi]: the line trimmed of spaces, tabs and CRs (empty: neither kept nor
+    /// counted) and whether it is kept.
+    @inline(__always) func sentenceLine(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, chinese: Bool) -> (Int, Int, Bool) {
+        var s = lo, e = hi
+        while s < e, u[s] == 0x20 || u[s] == 0x09 || u[s] == 0x0D { s += 1 }
+        while e > s, u[e - 1] == 0x20 || u[e - 1] == 0x09 || u[e - 1] == 0x0D { e -= 1 }
+        guard s < e else { return (s, e, false) }
+        let last = Self.lastScalar(u, s, e)
+        var keep: Bool
+        if chinese {
+            keep = TextStats.isChinesePunctuationEnd(last)
+            if keep {
+                var han = 0
+                Self.forEachScalar(u, s, e) { v in
+                    if LanguageTagger.isHan(v) { han += 1 }
+                    return han < config.c4ZhMinLineChars
+                }
+                keep = han >= config.c4ZhMinLineChars
+            }
+        } else {
+            keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
+            if keep {
+                var words = 0
+                var inWord = false
+                for k in s..<e {
+                    let space = u[k] == 0x20 || u[k] == 0x09
+                    if !space && !inWord { words += 1 }
+                    inWord = !space
+                }
+                keep = words >= config.c4MinLineWords
+            }
+        }
+        return (s, e, keep)
+    }
+
+    /// `sentenceLines(dropBoilerplate(text).0, chinese:)` in one pass over the lines and one string: the
+    /// text, the boilerplate lines dropped and the lines the C4 filter removed. (The boilerplate pass joins
+    /// the lines it keeps with newlines, so the C4 pass sees exactly those lines.)
+    func dropBoilerplateAndFilter(_ text: String, chinese: Bool) -> (String, Int, Int) {
+        var text = text
+        var scratch: [UInt8] = []
+        return text.withUTF8 { u -> (String, Int, Int) in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count)
+            var dropped = 0, removed = 0
+            forEachLine(u) { lo, hi in
+                if isBoilerplateLine(u, lo, hi, scratch: &scratch) {
+                    dropped += 1
+                    return
+                }
+                let (s, e, keep) = sentenceLine(u, lo, hi, chinese: chinese)
+                guard s < e else { return }
+                if keep {
+                    if !out.isEmpty { out.append(0x0A) }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[s..<e]))
+                } else {
+                    removed += 1
+                }
+            }
+            return (String(decoding: out, as: UTF8.self), dropped, removed)
+        }
+    }
+
+    /// Whether line u[lo..<hi] is short enough and holds a boilerplate phrase.
+    @inline(__always) func isBoilerplateLine(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, scratch: inout [UInt8]) -> Bool {
+        guard hi - lo <= config.boilerplateMaxLineChars * 4 else { return false }
+        var chars = 0
+        for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
+        return chars <= config.boilerplateMaxLineChars && isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
     }
 
     /// Calls `body(lo, hi)` for every line (without its newline) of `u`.
@@ -327,13 +377,7 @@ public struct Cleaner: Sendable {
             out.reserveCapacity(u.count)
             var first = true
             forEachLine(u) { lo, hi in
-                var chars = 0
-                if hi - lo <= config.boilerplateMaxLineChars * 4 {
-                    for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
-                }
-                if hi - lo <= config.boilerplateMaxLineChars * 4, chars <= config.boilerplateMaxLineChars,
-                    isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
-                {
+                if isBoilerplateLine(u, lo, hi, scratch: &scratch) {
                     dropped += 1
                     return
                 }
