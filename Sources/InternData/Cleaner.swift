@@ -391,6 +391,31 @@ public struct Cleaner: Sendable {
     }
 
     func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
+        if let prefixes = phrasePrefixes {
+            // One pass over the line, lower-casing (ASCII) as it reads: only where its two bytes begin some
+            // phrase are phrases compared.
+            guard line.count >= 2 else { return false }
+            @inline(__always) func lower(_ c: UInt8) -> UInt8 { c &- 0x41 < 26 ? c | 0x20 : c }
+            var next = lower(line[0])
+            for k in 0..<(line.count - 1) {
+                let first = next
+                next = lower(line[k + 1])
+                let key = Int(first) << 8 | Int(next)
+                guard prefixes[key >> 6] & (1 << UInt64(key & 63)) != 0 else { continue }
+                for p in phrases where p.count <= line.count - k && p[0] == first && p[1] == next {
+                    var j = 2
+                    while j < p.count && p[j] == lower(line[k + j]) { j += 1 }
+                    if j == p.count { return true }
+                }
+            }
+            return false
+        }
+        return isBoilerplatePlain(line, scratch: &scratch)
+    }
+
+    /// `isBoilerplate` by searching the lower-cased line for every phrase in turn (phrases shorter than two
+    /// bytes, and the reference for the one-pass search).
+    func isBoilerplatePlain(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
         // The line lower-cased (ASCII) into the reused buffer, written in place rather than appended byte by byte.
         if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
         scratch.withUnsafeMutableBufferPointer { s in
@@ -401,20 +426,8 @@ public struct Cleaner: Sendable {
         }
         return scratch.withUnsafeBytes { all in
             let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
-            guard let prefixes = phrasePrefixes else {
-                for p in phrases where !p.isEmpty && p.count <= hay.count {
-                    if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
-                }
-                return false
-            }
-            // One pass over the line: only where its two bytes begin some phrase are phrases compared.
-            guard hay.count >= 2 else { return false }
-            for k in 0..<(hay.count - 1) {
-                let key = Int(hay[k]) << 8 | Int(hay[k + 1])
-                guard prefixes[key >> 6] & (1 << UInt64(key & 63)) != 0 else { continue }
-                for p in phrases where p.count <= hay.count - k && p[0] == hay[k] && p[1] == hay[k + 1] {
-                    if p.withUnsafeBytes({ memcmp(hay.baseAddress! + k, $0.baseAddress!, p.count) }) == 0 { return true }
-                }
+            for p in phrases where !p.isEmpty && p.count <= hay.count {
+                if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
             }
             return false
         }

@@ -189,4 +189,50 @@ struct FastPathTests {
             }
         }
     }
+
+    @Test func boilerplateSearchMatchesThePlainOne() {
+        var lines = Self.texts.flatMap { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+        lines += [
+            "COOKIE", "Cookies", "cooki", "c", "co", "xxcookie", "PRIVACY POLICY!", "privacy  policy", "Log In", "login",
+            "京ICP备12345号", "版权所有", "版权", "© Copyright 2024", "Copyright ©", "copyright (c)", "MENTIONS LÉGALES",
+            "mentions légales", "ImPrEsSuM", "a", "",
+        ]
+        var scratch: [UInt8] = []
+        for config in Self.lineConfigs {
+            let cleaner = Cleaner(config: config)
+            #expect(cleaner.phrasePrefixes != nil)
+            for line in lines {
+                var bytes = Array(line.utf8)
+                bytes.withUnsafeMutableBufferPointer { b in
+                    let u = UnsafeBufferPointer(b)
+                    #expect(cleaner.isBoilerplate(u, scratch: &scratch) == cleaner.isBoilerplatePlain(u, scratch: &scratch), "\(line)")
+                }
+            }
+        }
+    }
+
+    /// `SafetyFilter.wordHashes` as it was, appending to an array.
+    static func plainWordHashes(_ text: String) -> [UInt64] {
+        var out: [UInt64] = []
+        var h = TextStats.fnvOffset
+        var inWord = false
+        for c in text.utf8 {
+            let isWord = c >= 0x80 || c == 0x27 || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+            if isWord {
+                h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+                inWord = true
+            } else if inWord {
+                out.append(h)
+                h = TextStats.fnvOffset
+                inWord = false
+            }
+        }
+        if inWord { out.append(h) }
+        return out
+    }
+
+    @Test func safetyWordHashesMatchThePlainLoop() {
+        let texts = Self.texts + ["a", "a b", " a b c ", "a,b,c,d", String(repeating: "x ", count: 1000), String(repeating: "é.", count: 500), "It's"]
+        for text in texts { #expect(SafetyFilter.wordHashes(text) == Self.plainWordHashes(text), "\(text.prefix(40))") }
+    }
 }
