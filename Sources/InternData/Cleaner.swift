@@ -391,30 +391,33 @@ public struct Cleaner: Sendable {
     }
 
     func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
-        if let prefixes = phrasePrefixes {
-            // One pass over the line, lower-casing (ASCII) as it reads: only where its two bytes begin some
-            // phrase are phrases compared.
-            guard line.count >= 2 else { return false }
-            @inline(__always) func lower(_ c: UInt8) -> UInt8 { c &- 0x41 < 26 ? c | 0x20 : c }
-            var next = lower(line[0])
-            for k in 0..<(line.count - 1) {
-                let first = next
-                next = lower(line[k + 1])
-                let key = Int(first) << 8 | Int(next)
+        guard let prefixes = phrasePrefixes else { return isBoilerplatePlain(line, scratch: &scratch) }
+        // The line lower-cased (ASCII) into the reused buffer, written in place rather than appended byte by
+        // byte. (Lower-casing while searching instead was slower: this loop vectorises.)
+        if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
+        scratch.withUnsafeMutableBufferPointer { s in
+            for k in 0..<line.count {
+                let c = line[k]
+                s[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+            }
+        }
+        return scratch.withUnsafeBytes { all in
+            let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
+            // One pass over the line: only where its two bytes begin some phrase are phrases compared.
+            guard hay.count >= 2 else { return false }
+            for k in 0..<(hay.count - 1) {
+                let key = Int(hay[k]) << 8 | Int(hay[k + 1])
                 guard prefixes[key >> 6] & (1 << UInt64(key & 63)) != 0 else { continue }
-                for p in phrases where p.count <= line.count - k && p[0] == first && p[1] == next {
-                    var j = 2
-                    while j < p.count && p[j] == lower(line[k + j]) { j += 1 }
-                    if j == p.count { return true }
+                for p in phrases where p.count <= hay.count - k && p[0] == hay[k] && p[1] == hay[k + 1] {
+                    if p.withUnsafeBytes({ memcmp(hay.baseAddress! + k, $0.baseAddress!, p.count) }) == 0 { return true }
                 }
             }
             return false
         }
-        return isBoilerplatePlain(line, scratch: &scratch)
     }
 
-    /// `isBoilerplate` by searching the lower-cased line for every phrase in turn (phrases shorter than two
-    /// bytes, and the reference for the one-pass search).
+    /// `isBoilerplate` by searching the lower-cased line for every phrase in turn (when a phrase is shorter
+    /// than two bytes; the reference for the one-pass search).
     func isBoilerplatePlain(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
         // The line lower-cased (ASCII) into the reused buffer, written in place rather than appended byte by byte.
         if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
