@@ -392,15 +392,8 @@ public struct Cleaner: Sendable {
 
     func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
         guard let prefixes = phrasePrefixes else { return isBoilerplatePlain(line, scratch: &scratch) }
-        // The line lower-cased (ASCII) into the reused buffer, written in place rather than appended byte by
-        // byte. (Lower-casing while searching instead was slower: this loop vectorises.)
-        if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
-        scratch.withUnsafeMutableBufferPointer { s in
-            for k in 0..<line.count {
-                let c = line[k]
-                s[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
-            }
-        }
+        // (Lower-casing while searching instead of into the buffer first was slower: that loop vectorises.)
+        Self.lowercase(line, into: &scratch)
         return scratch.withUnsafeBytes { all in
             let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
             // One pass over the line: only where its two bytes begin some phrase are phrases compared.
@@ -416,10 +409,9 @@ public struct Cleaner: Sendable {
         }
     }
 
-    /// `isBoilerplate` by searching the lower-cased line for every phrase in turn (when a phrase is shorter
-    /// than two bytes; the reference for the one-pass search).
-    func isBoilerplatePlain(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
-        // The line lower-cased (ASCII) into the reused buffer, written in place rather than appended byte by byte.
+    /// The line lower-cased (ASCII) into the first `line.count` bytes of the reused buffer, written in place
+    /// rather than appended byte by byte.
+    static func lowercase(_ line: UnsafeBufferPointer<UInt8>, into scratch: inout [UInt8]) {
         if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
         scratch.withUnsafeMutableBufferPointer { s in
             for k in 0..<line.count {
@@ -427,6 +419,12 @@ public struct Cleaner: Sendable {
                 s[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
             }
         }
+    }
+
+    /// `isBoilerplate` by searching the lower-cased line for every phrase in turn (when a phrase is shorter
+    /// than two bytes; the reference for the one-pass search).
+    func isBoilerplatePlain(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
+        Self.lowercase(line, into: &scratch)
         return scratch.withUnsafeBytes { all in
             let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
             for p in phrases where !p.isEmpty && p.count <= hay.count {
