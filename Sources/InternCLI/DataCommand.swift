@@ -41,15 +41,24 @@ struct DataIOOptions: ParsableArguments {
     /// Runs one filter stage from `input` to `output` (removed documents to `removed` when given) and
     /// prints its counts and the bad input records: the body of `clean`, `safety` and `quality`.
     func runFilter(_ filter: any DocumentFilter, threads: Int, removed: String?) throws {
-        let reader = DocumentReader(paths: input, strict: strict, shard: try parsedShard())
+        let shard = try parsedShard()
         let writer = try DocumentWriter(path: output)
         var runner = StageRunner(filters: [filter], threads: threads)
         if let removed { runner.removedWriter = try DocumentWriter(path: removed) }
-        let stats = try runner.run(next: reader.next, write: writer.write)
+        let stats: [StageStats]
+        var bad = BadInputLog()
+        if shard == .all {
+            // Parsed and processed on worker threads of their own, in chunks of lines (the same output).
+            stats = try runner.runJSONLines(paths: input, strict: strict, writer: writer, bad: &bad)
+        } else {
+            let reader = DocumentReader(paths: input, strict: strict, shard: shard)
+            stats = try runner.run(next: reader.next, write: writer.write)
+            bad = reader.bad
+        }
         try writer.finish()
         try runner.removedWriter?.finish()
         stats.forEach(DataReport.printStage)
-        DataReport.printBad(reader.bad)
+        DataReport.printBad(bad)
     }
 }
 

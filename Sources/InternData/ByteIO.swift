@@ -202,6 +202,8 @@ public final class ByteReader {
     private var buffer: [UInt8] = []
     private var start = 0
     private var atEOF = false
+    /// A read error held back by `nextLines` until the lines before it are handed out.
+    private var pendingError: DatasetError?
     /// The 1-based number of the line last returned by `nextLine`.
     public private(set) var lineNumber = 0
 
@@ -259,6 +261,60 @@ public final class ByteReader {
             }
             searchFrom -= consumedBefore - start
         }
+    }
+
+    /// The next run of whole lines, cut after the first newline at or past `size` bytes (so a line longer than
+    /// `size` comes whole), with the number of lines in it; nil at the end. The lines keep their terminators;
+    /// the input's last line may lack one. A damaged compressed stream first yields the whole lines read
+    /// before the damage, then throws on the next call, as `nextLine` would.
+    public func nextLines(size: Int) throws(DatasetError) -> (bytes: [UInt8], lines: Int)? {
+        // Bytes from `start` already searched for a newline.
+        var searched = max(0, size - 1)
+        var cut = -1
+        while cut < 0 {
+            let from = start + searched
+            if from < buffer.count {
+                buffer.withUnsafeBufferPointer { b in
+                    if let p = memchr(b.baseAddress! + from, 0x0A, b.count - from) {
+                        cut = b.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self)) + 1
+                    }
+                }
+                if cut >= 0 { break }
+                searched = buffer.count - start
+            }
+            if !atEOF && pendingError == nil {
+                do { _ = try fill() } catch { pendingError = error }
+                continue
+            }
+            // The end of the input: the rest is the last line. After damage, only the whole lines before it.
+            if pendingError == nil {
+                cut = buffer.count
+            } else {
+                var k = buffer.count - 1
+                while k >= start && buffer[k] != 0x0A { k -= 1 }
+                cut = k + 1
+            }
+            if cut <= start {
+                if let e = pendingError {
+                    pendingError = nil
+                    throw e
+                }
+                return nil
+            }
+        }
+        let bytes = Array(buffer[start..<cut])
+        start = cut
+        var lines = 0
+        bytes.withUnsafeBufferPointer { b in
+            var at = 0
+            while at < b.count, let p = memchr(b.baseAddress! + at, 0x0A, b.count - at) {
+                lines += 1
+                at = b.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self)) + 1
+            }
+            if at < b.count { lines += 1 }
+        }
+        lineNumber += lines
+        return (bytes, lines)
     }
 
     /// Exactly `count` bytes, or fewer at the end of the input.

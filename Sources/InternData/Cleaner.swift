@@ -130,12 +130,18 @@ public struct Cleaner: Sendable {
         var dropped = 0
         var filtered = 0
         if config.removeLoremIpsum && containsLoremIpsum(doc.text) { return .remove(rule: "lorem_ipsum") }
-        if config.dropBoilerplateLines {
+        if config.dropBoilerplateLines && config.c4LineFilter && doc.lang != "code" {
+            // Both line passes in one, building one string (the same text and counts as the two in turn).
+            let (text, d, f) = dropBoilerplateAndFilter(doc.text, chinese: doc.lang == "zh")
+            doc.text = text
+            dropped = d
+            filtered = f
+        } else if config.dropBoilerplateLines {
             let (text, n) = dropBoilerplate(doc.text)
             doc.text = text
             dropped = n
         }
-        if config.c4LineFilter && doc.lang != "code" {
+        if config.c4LineFilter && doc.lang != "code" && !config.dropBoilerplateLines {
             let (text, n) = sentenceLines(doc.text, chinese: doc.lang == "zh")
             doc.text = text
             filtered = n
@@ -152,35 +158,8 @@ public struct Cleaner: Sendable {
             out.reserveCapacity(u.count)
             var removed = 0
             forEachLine(u) { lo, hi in
-                var s = lo, e = hi
-                while s < e, u[s] == 0x20 || u[s] == 0x09 || u[s] == 0x0D { s += 1 }
-                while e > s, u[e - 1] == 0x20 || u[e - 1] == 0x09 || u[e - 1] == 0x0D { e -= 1 }
+                let (s, e, keep) = sentenceLine(u, lo, hi, chinese: chinese)
                 guard s < e else { return }
-                let last = Self.lastScalar(u, s, e)
-                var keep: Bool
-                if chinese {
-                    keep = TextStats.isChinesePunctuationEnd(last)
-                    if keep {
-                        var han = 0
-                        Self.forEachScalar(u, s, e) { v in
-                            if LanguageTagger.isHan(v) { han += 1 }
-                            return han < config.c4ZhMinLineChars
-                        }
-                        keep = han >= config.c4ZhMinLineChars
-                    }
-                } else {
-                    keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
-                    if keep {
-                        var words = 0
-                        var inWord = false
-                        for k in s..<e {
-                            let space = u[k] == 0x20 || u[k] == 0x09
-                            if !space && !inWord { words += 1 }
-                            inWord = !space
-                        }
-                        keep = words >= config.c4MinLineWords
-                    }
-                }
                 if keep {
                     if !out.isEmpty { out.append(0x0A) }
                     out.append(contentsOf: UnsafeBufferPointer(rebasing: u[s..<e]))
@@ -190,6 +169,77 @@ public struct Cleaner: Sendable {
             }
             return (String(decoding: out, as: UTF8.self), removed)
         }
+    }
+
+    /// C4's test of one line u[lo..<hi]: the line trimmed of spaces, tabs and CRs (empty: neither kept nor
+    /// counted) and whether it is kept.
+    @inline(__always) func sentenceLine(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, chinese: Bool) -> (Int, Int, Bool) {
+        var s = lo, e = hi
+        while s < e, u[s] == 0x20 || u[s] == 0x09 || u[s] == 0x0D { s += 1 }
+        while e > s, u[e - 1] == 0x20 || u[e - 1] == 0x09 || u[e - 1] == 0x0D { e -= 1 }
+        guard s < e else { return (s, e, false) }
+        let last = Self.lastScalar(u, s, e)
+        var keep: Bool
+        if chinese {
+            keep = TextStats.isChinesePunctuationEnd(last)
+            if keep {
+                var han = 0
+                Self.forEachScalar(u, s, e) { v in
+                    if LanguageTagger.isHan(v) { han += 1 }
+                    return han < config.c4ZhMinLineChars
+                }
+                keep = han >= config.c4ZhMinLineChars
+            }
+        } else {
+            keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
+            if keep {
+                var words = 0
+                var inWord = false
+                for k in s..<e {
+                    let space = u[k] == 0x20 || u[k] == 0x09
+                    if !space && !inWord { words += 1 }
+                    inWord = !space
+                }
+                keep = words >= config.c4MinLineWords
+            }
+        }
+        return (s, e, keep)
+    }
+
+    /// `sentenceLines(dropBoilerplate(text).0, chinese:)` in one pass over the lines and one string: the
+    /// text, the boilerplate lines dropped and the lines the C4 filter removed. (The boilerplate pass joins
+    /// the lines it keeps with newlines, so the C4 pass sees exactly those lines.)
+    func dropBoilerplateAndFilter(_ text: String, chinese: Bool) -> (String, Int, Int) {
+        var text = text
+        var scratch: [UInt8] = []
+        return text.withUTF8 { u -> (String, Int, Int) in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count)
+            var dropped = 0, removed = 0
+            forEachLine(u) { lo, hi in
+                if isBoilerplateLine(u, lo, hi, scratch: &scratch) {
+                    dropped += 1
+                    return
+                }
+                let (s, e, keep) = sentenceLine(u, lo, hi, chinese: chinese)
+                guard s < e else { return }
+                if keep {
+                    if !out.isEmpty { out.append(0x0A) }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[s..<e]))
+                } else {
+                    removed += 1
+                }
+            }
+            return (String(decoding: out, as: UTF8.self), dropped, removed)
+        }
+    }
+
+    /// Whether line u[lo..<hi] is short enough and holds a boilerplate phrase.
+    @inline(__always) func isBoilerplateLine(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, scratch: inout [UInt8]) -> Bool {
+        guard hi - lo <= config.boilerplateMaxLineChars * 4 else { return false }
+        var chars = 0
+        for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
+        return chars <= config.boilerplateMaxLineChars && isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
     }
 
     /// Calls `body(lo, hi)` for every line (without its newline) of `u`.
@@ -295,7 +345,17 @@ public struct Cleaner: Sendable {
             let needle = Array("lorem ipsum".utf8)
             guard u.count >= needle.count else { return false }
             var i = 0
+            let ones: UInt64 = 0x0101_0101_0101_0101
             while i + needle.count <= u.count {
+                // Eight bytes at a time past runs without an 'l' or 'L' (SWAR: a zero byte of (v | 0x20) ^ 'l').
+                if i + 8 <= u.count {
+                    let v = UInt64(littleEndian: UnsafeRawPointer(u.baseAddress! + i).loadUnaligned(as: UInt64.self))
+                    let x = (v | (ones &* 0x20)) ^ (ones &* 0x6C)
+                    if (x &- ones) & ~x & (ones &* 0x80) == 0 {
+                        i += 8
+                        continue
+                    }
+                }
                 if (u[i] | 0x20) == 0x6C {
                     var ok = true
                     for k in 1..<needle.count where (u[i + k] >= 0x41 && u[i + k] <= 0x5A ? u[i + k] | 0x20 : u[i + k]) != needle[k] { ok = false; break }
@@ -317,13 +377,7 @@ public struct Cleaner: Sendable {
             out.reserveCapacity(u.count)
             var first = true
             forEachLine(u) { lo, hi in
-                var chars = 0
-                if hi - lo <= config.boilerplateMaxLineChars * 4 {
-                    for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
-                }
-                if hi - lo <= config.boilerplateMaxLineChars * 4, chars <= config.boilerplateMaxLineChars,
-                    isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
-                {
+                if isBoilerplateLine(u, lo, hi, scratch: &scratch) {
                     dropped += 1
                     return
                 }
@@ -337,15 +391,11 @@ public struct Cleaner: Sendable {
     }
 
     func isBoilerplate(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
-        scratch.removeAll(keepingCapacity: true)
-        for c in line { scratch.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
-        return scratch.withUnsafeBytes { hay in
-            guard let prefixes = phrasePrefixes else {
-                for p in phrases where !p.isEmpty && p.count <= hay.count {
-                    if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
-                }
-                return false
-            }
+        guard let prefixes = phrasePrefixes else { return isBoilerplatePlain(line, scratch: &scratch) }
+        // (Lower-casing while searching instead of into the buffer first was slower: that loop vectorises.)
+        Self.lowercase(line, into: &scratch)
+        return scratch.withUnsafeBytes { all in
+            let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
             // One pass over the line: only where its two bytes begin some phrase are phrases compared.
             guard hay.count >= 2 else { return false }
             for k in 0..<(hay.count - 1) {
@@ -354,6 +404,31 @@ public struct Cleaner: Sendable {
                 for p in phrases where p.count <= hay.count - k && p[0] == hay[k] && p[1] == hay[k + 1] {
                     if p.withUnsafeBytes({ memcmp(hay.baseAddress! + k, $0.baseAddress!, p.count) }) == 0 { return true }
                 }
+            }
+            return false
+        }
+    }
+
+    /// The line lower-cased (ASCII) into the first `line.count` bytes of the reused buffer, written in place
+    /// rather than appended byte by byte.
+    static func lowercase(_ line: UnsafeBufferPointer<UInt8>, into scratch: inout [UInt8]) {
+        if scratch.count < line.count { scratch = [UInt8](repeating: 0, count: max(line.count, 1024)) }
+        scratch.withUnsafeMutableBufferPointer { s in
+            for k in 0..<line.count {
+                let c = line[k]
+                s[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+            }
+        }
+    }
+
+    /// `isBoilerplate` by searching the lower-cased line for every phrase in turn (when a phrase is shorter
+    /// than two bytes; the reference for the one-pass search).
+    func isBoilerplatePlain(_ line: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8]) -> Bool {
+        Self.lowercase(line, into: &scratch)
+        return scratch.withUnsafeBytes { all in
+            let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
+            for p in phrases where !p.isEmpty && p.count <= hay.count {
+                if p.withUnsafeBytes({ Self.contains(hay, $0) }) { return true }
             }
             return false
         }

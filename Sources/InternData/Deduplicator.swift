@@ -313,6 +313,14 @@ public struct Deduplicator: Sendable {
     func finish(_ collected: CollectedKeys, inputs: [String], output: String, clustersPath: String?, strict: Bool)
         throws(DatasetError) -> DedupReport
     {
+        var (report, keptLines) = try cluster(collected, clustersPath: clustersPath)
+        try copyLines(keptLines, inputs: inputs, output: output, strict: strict, report: &report)
+        return report
+    }
+
+    /// Clusters collected keys and writes the clusters; returns the report so far (without the output's
+    /// counts) and the input line numbers of the kept documents, in increasing order.
+    func cluster(_ collected: CollectedKeys, clustersPath: String?) throws(DatasetError) -> (DedupReport, [Int]) {
         var report = DedupReport()
         report.lsh = lsh
         let ids = collected.ids, recordLines = collected.recordLines
@@ -327,13 +335,36 @@ public struct Deduplicator: Sendable {
         for r in roots { size[r] += 1 }
         report.clusters = size.reduce(0) { $0 + ($1 > 1 ? 1 : 0) }
         report.nearDuplicates = roots.enumerated().filter { $0.offset != $0.element }.count - clustering.exactDuplicates
-        // Pass 2: copy the input lines of the first document of each cluster, unparsed.
+        // The first document of each cluster is kept.
         var keptLines: [Int] = []
         for k in roots.indices where roots[k] == k { keptLines.append(recordLines[k]) }
+        report.documentsOut = keptLines.count
         for (k, n) in collected.textBytes.enumerated() {
             report.textBytesIn += Int(n)
             if roots[k] == k { report.textBytesOut += Int(n) }
         }
+        if let clustersPath {
+            let out = try AtomicWriter(path: clustersPath)
+            var clusterNumber = [Int32](repeating: -1, count: roots.count)
+            var next: Int32 = 0
+            var line: [UInt8] = []
+            for k in 0..<roots.count where size[roots[k]] > 1 {
+                if clusterNumber[roots[k]] < 0 { clusterNumber[roots[k]] = next; next += 1 }
+                line.removeAll(keepingCapacity: true)
+                line.append(contentsOf: #"{"id": "#.utf8)
+                JSONWriter.appendQuoted(ids[k], to: &line)
+                line.append(contentsOf: ", \"cluster\": \(clusterNumber[roots[k]])}\n".utf8)
+                try out.write(line)
+            }
+            try out.finish()
+        }
+        return (report, keptLines)
+    }
+
+    /// Pass 2: copies the input lines numbered `keptLines` (counted across `inputs`), unparsed, to `output`.
+    func copyLines(_ keptLines: [Int], inputs: [String], output: String, strict: Bool, report: inout DedupReport)
+        throws(DatasetError)
+    {
         let writer = try AtomicWriter(path: output)
         var globalLine = 0
         var next = 0
@@ -357,22 +388,6 @@ public struct Deduplicator: Sendable {
         try writer.finish()
         report.documentsOut = documentsOut
         report.bytesOut = writer.bytesWritten
-        if let clustersPath {
-            let out = try AtomicWriter(path: clustersPath)
-            var clusterNumber = [Int32](repeating: -1, count: roots.count)
-            var next: Int32 = 0
-            var line: [UInt8] = []
-            for k in 0..<roots.count where size[roots[k]] > 1 {
-                if clusterNumber[roots[k]] < 0 { clusterNumber[roots[k]] = next; next += 1 }
-                line.removeAll(keepingCapacity: true)
-                line.append(contentsOf: #"{"id": "#.utf8)
-                JSONWriter.appendQuoted(ids[k], to: &line)
-                line.append(contentsOf: ", \"cluster\": \(clusterNumber[roots[k]])}\n".utf8)
-                try out.write(line)
-            }
-            try out.finish()
-        }
-        return report
     }
 }
 

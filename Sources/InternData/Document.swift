@@ -226,6 +226,16 @@ public final class DocumentWriter {
         }
     }
 
+    /// Writes `count` documents already serialized as JSON Lines.
+    func write(serialized bytes: [UInt8], documents count: Int) throws(DatasetError) {
+        if !buffer.isEmpty {
+            try writer.write(buffer)
+            buffer.removeAll(keepingCapacity: true)
+        }
+        try writer.write(bytes)
+        documents += count
+    }
+
     public func finish() throws(DatasetError) {
         try writer.write(buffer)
         buffer.removeAll()

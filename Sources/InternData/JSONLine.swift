@@ -28,10 +28,12 @@ public struct JSONLineError: Error, Sendable, CustomStringConvertible {
 public enum JSONLine {
     /// Parses one line holding a JSON object into its top-level fields, in order.
     public static func parseObject(_ bytes: ArraySlice<UInt8>) throws(JSONLineError) -> [(key: String, value: JSONField)] {
-        try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(JSONLineError) in
-            var parser = Parser(b: buf)
-            return try parser.topObject()
-        }
+        try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(JSONLineError) in try parseObject(buf) }
+    }
+
+    public static func parseObject(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONLineError) -> [(key: String, value: JSONField)] {
+        var parser = Parser(b: bytes)
+        return try parser.topObject()
     }
 
     public static func parseObject(_ text: String) throws(JSONLineError) -> [(key: String, value: JSONField)] {

@@ -38,7 +38,12 @@ public enum LanguageTagger {
         return text.withUTF8 { tag(utf8: $0) }
     }
 
-    static func tag(utf8 u: UnsafeBufferPointer<UInt8>) -> String {
+    /// What the tagger counts in the first 20,000 scalars (a stray byte counts as one).
+    struct ScriptCounts: Equatable {
+        var han = 0, kana = 0, hangul = 0, letters = 0, codeSymbols = 0, total = 0
+    }
+
+    static func scriptCounts(_ u: UnsafeBufferPointer<UInt8>) -> ScriptCounts {
         var han = 0, kana = 0, hangul = 0, letters = 0, codeSymbols = 0, total = 0
         var seen = 0
         var i = 0
@@ -48,16 +53,22 @@ public enum LanguageTagger {
             if seen > 20_000 { break }
             let c = u[i]
             if c < 0x80 {
-                i += 1
-                if (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A {
-                    letters += 1; total += 1
-                } else if c == 0x7B || c == 0x7D || c == 0x3B || c == 0x3D || c == 0x28 || c == 0x29 || c == 0x5B || c == 0x5D
-                    || c == 0x3C || c == 0x3E || c == 0x24 || c == 0x5F
-                {
-                    codeSymbols += 1; total += 1
-                } else if c > 0x20 {
-                    total += 1
+                // A run of ASCII without branches on the byte: its class bits are added up (see `asciiClass`).
+                let end = min(n, i + (20_001 - seen))
+                var k = i
+                asciiClass.withUnsafeBufferPointer { t in
+                    while k < end {
+                        let b = u[k]
+                        if b >= 0x80 { break }
+                        let x = Int(t[Int(b)])
+                        letters &+= x & 1
+                        codeSymbols &+= (x >> 1) & 1
+                        total &+= x >> 2
+                        k += 1
+                    }
                 }
+                seen += k - i - 1
+                i = k
                 continue
             }
             let (v, len) = decodeScalar(u, i)
@@ -73,6 +84,12 @@ public enum LanguageTagger {
                 letters += 1
             }
         }
+        return ScriptCounts(han: han, kana: kana, hangul: hangul, letters: letters, codeSymbols: codeSymbols, total: total)
+    }
+
+    static func tag(utf8 u: UnsafeBufferPointer<UInt8>) -> String {
+        let sc = scriptCounts(u)
+        let (han, kana, hangul, letters, codeSymbols, total) = (sc.han, sc.kana, sc.hangul, sc.letters, sc.codeSymbols, sc.total)
         guard total > 0 else { return "other" }
         if han > 0 && Double(han) >= 0.2 * Double(han + letters + kana + hangul) && kana < han / 4 { return "zh" }
         if kana + hangul > letters { return "other" }
@@ -106,6 +123,14 @@ public enum LanguageTagger {
         guard let best = counts.indices.max(by: { counts[$0] < counts[$1] }), words > 0 else { return "other" }
         if counts[best] * 20 < words { return "other" }
         return stopWords[best].lang
+    }
+
+    /// Per ASCII byte, what the tagger counts: bit 0 a letter, bit 1 a code symbol, bit 2 any character
+    /// above the space (letters and symbols included).
+    static let asciiClass: [UInt8] = (0..<128).map { (c: Int) -> UInt8 in
+        if (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A { return 0b101 }
+        if [0x7B, 0x7D, 0x3B, 0x3D, 0x28, 0x29, 0x5B, 0x5D, 0x3C, 0x3E, 0x24, 0x5F].contains(c) { return 0b110 }
+        return c > 0x20 ? 0b100 : 0
     }
 
     /// One UTF-8 scalar at `i` (a stray byte decodes as itself) and its length.

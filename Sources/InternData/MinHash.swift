@@ -139,18 +139,35 @@ public struct MinHasher: Sendable {
             }
         }
         if ascii { return out }
-        out.reserveCapacity(text.utf8.count)
-        for s in text.unicodeScalars {
-            let v = s.value
-            if v < 0x80 {
-                out.append(v >= 0x41 && v <= 0x5A ? UInt8(v | 0x20) : UInt8(v))
-            } else if (v >= 0x2E80 && v <= 0x9FFF) || (v >= 0xAC00 && v <= 0xD7AF) || !s.properties.changesWhenLowercased {
-                UTF8.encode(s) { out.append($0) }
-            } else {
-                out.append(contentsOf: s.properties.lowercaseMapping.utf8)
+        out.reserveCapacity(text.utf8.count + 16)
+        let unchangedBelow800 = Self.unchangedWhenLowercasedBelow800
+        text.withUTF8 { u in
+            var i = 0
+            while i < u.count {
+                let c = u[i]
+                if c < 0x80 {
+                    out.append(c &+ (c &- 0x41 < 26 ? 0x20 : 0))
+                    i += 1
+                    continue
+                }
+                let (v, len) = LanguageTagger.decodeScalar(u, i)
+                if (v < 0x800 && unchangedBelow800[Int(v)]) || (v >= 0x2E80 && v <= 0x9FFF) || (v >= 0xAC00 && v <= 0xD7AF) {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[i..<(i + len)]))
+                } else if let s = Unicode.Scalar(v), s.properties.changesWhenLowercased {
+                    out.append(contentsOf: s.properties.lowercaseMapping.utf8)
+                } else {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[i..<(i + len)]))
+                }
+                i += len
             }
         }
         return out
+    }
+
+    /// For the two-byte UTF-8 scalars (Latin, Greek, Cyrillic, ...), whether lower-casing leaves them as they
+    /// are, looked up once rather than in the Unicode tables per character.
+    static let unchangedWhenLowercasedBelow800: [Bool] = (0..<0x800).map { v in
+        Unicode.Scalar(UInt32(v)).map { !$0.properties.changesWhenLowercased } ?? true
     }
 
     /// The datasketch-scheme signature of 32-bit shingle hashes.

@@ -1,9 +1,11 @@
 // `intern data run`: format → clean → dedup → safety → quality from one JSON or YAML config. Phase 1 reads
-// the inputs once: the reading thread splits them into documents, worker threads tag languages, run the
-// streaming stages before the dedup barrier and compute each surviving document's dedup keys (MinHash band
-// keys), and the survivors are written in input order. Dedup then clusters those keys (no second parse) and
-// copies the kept lines; phase 2 runs the streaming stages after dedup. Intermediate files live in a work
-// folder with a marker per phase, so an interrupted run can resume; the output is renamed into place atomically.
+// the inputs once: JSON Lines go to the workers in chunks of whole lines (ChunkRunner.swift), which parse them,
+// tag languages, run the streaming stages before the dedup barrier, compute each survivor's dedup keys (MinHash
+// band keys) and serialize the survivors, written in input order (other formats are split into documents on
+// the reading thread). Dedup then clusters those keys (no second parse); phase 2 reads back only the kept
+// lines of phase 1's output, in chunks again, and runs the streaming stages after dedup. Intermediate files
+// live in a work folder with a marker per phase, so an interrupted run can resume; the output is renamed into
+// place atomically.
 import Foundation
 
 /// A pipeline configuration file (JSON, or YAML with the same keys).
@@ -86,6 +88,10 @@ public struct Pipeline {
     public var strict = false
     public var shard = Shard.all
     public var threads = 0
+    /// Bytes of JSON Lines a worker takes at a time (whole lines; a longer line comes whole).
+    public var chunkSize = 1 << 20
+    /// JSON Lines inputs are parsed by the workers, in chunks (off: the reading thread parses, for tests).
+    var readsInChunks = true
     /// Keeps intermediate files here (default: a folder next to the output, removed at the end).
     public var workDirectory: String?
     /// Skip phases whose output is already complete in the work folder.
@@ -161,8 +167,6 @@ public struct Pipeline {
                     return o
                 }())
             var formatStats = StageStats(stage: "format")
-            var inputIndex = 0
-            var bytesOut = 0
             let filters = try before.map { (name: String) throws(DatasetError) -> any DocumentFilter in try filter(named: name) }
             var runner = StageRunner(filters: filters, threads: threads)
             runner.samplesPerStage = config.samplesPerStage
@@ -173,27 +177,48 @@ public struct Pipeline {
                 runner.collectedKeys.buckets = dedup.makeBuckets(directory: dedupConfig.spillDirectory.isEmpty ? work : nil)
             }
             let writer = try DocumentWriter(path: phase1)
-            // The formatter pushes documents into the runner, which hands batches to the workers as they fill.
-            for path in config.inputs {
-                try formatter.read(path: path) { (d: Document) throws(DatasetError) in
-                    defer { inputIndex += 1 }
-                    formatStats.documentsIn += 1
-                    guard self.shard.contains(inputIndex) else { return }
-                    formatStats.documentsOut += 1
-                    bytesOut += d.text.utf8.count
-                    if formatStats.documentsOut % 1000 == 0 { progress?(formatStats.documentsOut) }
-                    try runner.add(d, write: writer.write)
+            if readsInChunks && shard == .all && config.inputs.allSatisfy({ InputFormat.guess(path: $0) == .jsonl }) {
+                // JSON Lines: the workers parse too (see ChunkRunner.swift).
+                var parsing = LineParsing()
+                parsing.textField = config.textField
+                var totals = StageRunner.ChunkTotals()
+                let stats = try runner.runChunks(
+                    paths: config.inputs, parsing: parsing, writer: writer, strict: strict, chunkSize: chunkSize,
+                    totals: &totals, progress: progress)
+                try writer.finish()
+                if dedupIndex != nil { phase1Keys = runner.collectedKeys }
+                bad.merge(totals.bad)
+                formatStats.documentsIn = totals.documents
+                formatStats.documentsOut = totals.documents
+                formatStats.bytesIn = totals.bytesIn
+                formatStats.bytesOut = totals.textBytes
+                report.stages = [formatStats] + stats
+                report.inputBytes = totals.bytesIn
+            } else {
+                // The formatter pushes documents into the runner, which hands batches to the workers as they fill.
+                var inputIndex = 0
+                var bytesOut = 0
+                for path in config.inputs {
+                    try formatter.read(path: path) { (d: Document) throws(DatasetError) in
+                        defer { inputIndex += 1 }
+                        formatStats.documentsIn += 1
+                        guard self.shard.contains(inputIndex) else { return }
+                        formatStats.documentsOut += 1
+                        bytesOut += d.text.utf8.count
+                        if formatStats.documentsOut % 1000 == 0 { progress?(formatStats.documentsOut) }
+                        try runner.add(d, write: writer.write)
+                    }
                 }
+                let stats = try runner.finish(write: writer.write)
+                try writer.finish()
+                if dedupIndex != nil { phase1Keys = runner.collectedKeys }
+                bad.merge(formatter.bad)
+                formatStats.bytesIn = formatter.bytesIn
+                formatStats.bytesOut = bytesOut
+                if formatter.recordsSkipped > 0 { formatStats.counts["warc:skipped_non_html_or_non_200"] = formatter.recordsSkipped }
+                report.stages = [formatStats] + stats
+                report.inputBytes = formatter.bytesIn
             }
-            let stats = try runner.finish(write: writer.write)
-            try writer.finish()
-            if dedupIndex != nil { phase1Keys = runner.collectedKeys }
-            bad.merge(formatter.bad)
-            formatStats.bytesIn = formatter.bytesIn
-            formatStats.bytesOut = bytesOut
-            if formatter.recordsSkipped > 0 { formatStats.counts["warc:skipped_non_html_or_non_200"] = formatter.recordsSkipped }
-            report.stages = [formatStats] + stats
-            report.inputBytes = formatter.bytesIn
             report.badInputCount = bad.count
             report.badInputExamples = bad.examples
             // Written after phase 1's output is complete: its presence marks the phase as done for --resume.
@@ -206,16 +231,19 @@ public struct Pipeline {
 
         // Phase 2: dedup, then the streaming stages after it.
         if dedupIndex != nil {
-            let deduped = after.isEmpty ? config.output : work + "/phase2.jsonl"
             let dedupStart = Date()
             let dedup = try Deduplicator(config: dedupConfig)
-            let r: DedupReport
+            var collected: Deduplicator.CollectedKeys
             if let phase1Keys {
-                r = try dedup.finish(phase1Keys, inputs: [phase1], output: deduped, clustersPath: work + "/clusters.jsonl", strict: strict)
+                collected = phase1Keys
             } else {
                 var dedupBad = BadInputLog()
-                r = try dedup.run(inputs: [phase1], output: deduped, clustersPath: work + "/clusters.jsonl", strict: strict, bad: &dedupBad)
+                collected = try dedup.collectKeys(inputs: [phase1], shard: .all, strict: strict, bad: &dedupBad)
             }
+            var (r, keptLines) = try dedup.cluster(collected, clustersPath: work + "/clusters.jsonl")
+            collected = Deduplicator.CollectedKeys()
+            // Without later stages the kept lines are the output; with them, phase 2 reads only those lines.
+            if after.isEmpty { try dedup.copyLines(keptLines, inputs: [phase1], output: config.output, strict: strict, report: &r) }
             var s = StageStats(stage: "dedup")
             s.documentsIn = r.documentsIn
             s.documentsOut = r.documentsOut
@@ -232,9 +260,15 @@ public struct Pipeline {
                 let filters = try after.map { (name: String) throws(DatasetError) -> any DocumentFilter in try filter(named: name) }
                 var runner = StageRunner(filters: filters, threads: threads)
                 runner.samplesPerStage = config.samplesPerStage
-                let reader = DocumentReader(paths: [deduped], strict: strict)
+                var parsing = LineParsing()
+                parsing.formatStage = false
+                var kept = [Bool](repeating: false, count: (keptLines.last ?? 0) + 1)
+                for line in keptLines { kept[line] = true }
+                parsing.keptLines = kept
+                var totals = StageRunner.ChunkTotals()
                 let writer = try DocumentWriter(path: config.output)
-                let stats = try runner.run(next: reader.next, write: writer.write)
+                let stats = try runner.runChunks(
+                    paths: [phase1], parsing: parsing, writer: writer, strict: strict, chunkSize: chunkSize, totals: &totals)
                 try writer.finish()
                 report.stages += stats
             }

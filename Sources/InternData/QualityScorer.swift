@@ -72,7 +72,7 @@ public struct QualityModel: Sendable, Equatable {
                 indices.append(index)
             }
         }
-        indices.sort()
+        Self.radixSort(&indices, bits: bits)
         var counts: [(Int, Float)] = []
         var k = 0
         while k < indices.count {
@@ -85,6 +85,35 @@ public struct QualityModel: Sendable, Equatable {
         for (_, v) in counts { norm += v * v }
         norm = norm > 0 ? 1 / norm.squareRoot() : 0
         return counts.map { ($0.0, $0.1 * norm) }
+    }
+
+    /// Sorts values in 0..<2^bits in increasing order, 11 bits a pass (least significant first): the standard
+    /// library's sort is a merge sort, and these two keys a word were most of the stage's time.
+    static func radixSort(_ values: inout [Int32], bits: Int) {
+        guard values.count > 256 else { return values.sort() }
+        let passes = max(1, (bits + 10) / 11)
+        let width = (bits + passes - 1) / passes
+        let mask = (1 << width) - 1
+        var other = [Int32](repeating: 0, count: values.count)
+        var counts = [Int](repeating: 0, count: mask + 2)
+        values.withUnsafeMutableBufferPointer { a in
+            other.withUnsafeMutableBufferPointer { b in
+                var from = a, to = b
+                for pass in 0..<passes {
+                    let shift = pass * width
+                    for k in counts.indices { counts[k] = 0 }
+                    for x in from { counts[((Int(x) >> shift) & mask) + 1] += 1 }
+                    for k in 1..<counts.count { counts[k] += counts[k - 1] }
+                    for x in from {
+                        let digit = (Int(x) >> shift) & mask
+                        to[counts[digit]] = x
+                        counts[digit] += 1
+                    }
+                    swap(&from, &to)
+                }
+                if passes % 2 == 1 { _ = a.update(fromContentsOf: from) }
+            }
+        }
     }
 
     /// The probability that `text` is like the positive training documents.

@@ -109,22 +109,33 @@ public struct SafetyFilter: DocumentFilter {
     /// Hashes of the words of `text`: runs of ASCII letters, digits, apostrophes and non-ASCII bytes, with
     /// ASCII lower-cased (byte-level, so no Unicode tables on the hot path).
     static func wordHashes(_ text: String) -> [UInt64] {
-        var out: [UInt64] = []
-        var h = TextStats.fnvOffset
-        var inWord = false
-        for c in text.utf8 {
-            let isWord = c >= 0x80 || c == 0x27 || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
-            if isWord {
-                h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
-                inWord = true
-            } else if inWord {
-                out.append(h)
-                h = TextStats.fnvOffset
-                inWord = false
+        var text = text
+        return text.withUTF8 { u in
+            // At most one word per two bytes (a word and a separator), written in place: appending checked the
+            // array's uniqueness and capacity per word.
+            [UInt64](unsafeUninitializedCapacity: u.count / 2 + 1) { out, count in
+                var n = 0
+                var h = TextStats.fnvOffset
+                var inWord = false
+                for c in u {
+                    let isWord = c >= 0x80 || c == 0x27 || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+                    if isWord {
+                        h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+                        inWord = true
+                    } else if inWord {
+                        out[n] = h
+                        n += 1
+                        h = TextStats.fnvOffset
+                        inWord = false
+                    }
+                }
+                if inWord {
+                    out[n] = h
+                    n += 1
+                }
+                count = n
             }
         }
-        if inWord { out.append(h) }
-        return out
     }
 
     // MARK: Filtering

@@ -104,6 +104,9 @@ public struct StageRunner {
         var rule = ""
         var removedDoc: Document?
         var keys: DocumentKeys?
+        /// The id and UTF-8 text length of `final`, which the chunked path drops once it is serialized.
+        var finalID = ""
+        var finalTextBytes = -1
     }
 
     /// Reusable buffers of one worker.
@@ -143,6 +146,8 @@ public struct StageRunner {
             }
         }
         o.final = current
+        o.finalID = current.id
+        o.finalTextBytes = current.text.utf8.count
         return o
     }
 
@@ -208,39 +213,44 @@ public struct StageRunner {
     mutating func collect(_ job: BatchJob, write: (Document) throws(DatasetError) -> Void) throws(DatasetError) {
         job.group.wait()
         for o in job.outcomes {
-            for (k, s) in o.stagesPassed.enumerated() {
-                stats[k].documentsIn += 1
-                stats[k].bytesIn += s.bytesIn
-                for (key, v) in s.counts { stats[k].counts[key, default: 0] += v }
-                if k == o.removedAt {
-                    stats[k].removed[o.rule, default: 0] += 1
-                    removedSeen[k] += 1
-                    // Reservoir sample of removed documents.
-                    let doc = o.removedDoc!
-                    let sample = RemovedSample(id: doc.id, lang: doc.lang, rule: o.rule, excerpt: Self.excerpt(doc.text))
-                    if stats[k].samples.count < samplesPerStage {
-                        stats[k].samples.append(sample)
-                    } else {
-                        let j = Int(rng.next() % UInt64(removedSeen[k]))
-                        if j < samplesPerStage { stats[k].samples[j] = sample }
-                    }
-                    if let w = removedWriter {
-                        var r = doc
-                        r.setMeta("removed_by", raw: JSONWriter.quoted(filters[k].stageName + ":" + o.rule))
-                        try w.write(r)
-                    }
+            try record(o)
+            if let f = o.final { try write(f) }
+        }
+    }
+
+    /// Adds one outcome to the counts, the samples and the removed documents' file, in input order; the
+    /// kept document's dedup keys go to `collectedKeys`.
+    mutating func record(_ o: Outcome) throws(DatasetError) {
+        for (k, s) in o.stagesPassed.enumerated() {
+            stats[k].documentsIn += 1
+            stats[k].bytesIn += s.bytesIn
+            for (key, v) in s.counts { stats[k].counts[key, default: 0] += v }
+            if k == o.removedAt {
+                stats[k].removed[o.rule, default: 0] += 1
+                removedSeen[k] += 1
+                // Reservoir sample of removed documents.
+                let doc = o.removedDoc!
+                // The excerpt only for documents that are sampled: it counts characters.
+                func sample() -> RemovedSample { RemovedSample(id: doc.id, lang: doc.lang, rule: o.rule, excerpt: Self.excerpt(doc.text)) }
+                if stats[k].samples.count < samplesPerStage {
+                    stats[k].samples.append(sample())
                 } else {
-                    stats[k].documentsOut += 1
-                    let outBytes = k + 1 < o.stagesPassed.count ? o.stagesPassed[k + 1].bytesIn : (o.final?.text.utf8.count ?? 0)
-                    stats[k].bytesOut += outBytes
+                    let j = Int(rng.next() % UInt64(removedSeen[k]))
+                    if j < samplesPerStage { stats[k].samples[j] = sample() }
                 }
-            }
-            if let f = o.final {
-                try write(f)
-                if let keys = o.keys {
-                    try collectedKeys.append(keys, id: f.id, line: collectedKeys.ids.count + 1, textBytes: f.text.utf8.count)
+                if let w = removedWriter {
+                    var r = doc
+                    r.setMeta("removed_by", raw: JSONWriter.quoted(filters[k].stageName + ":" + o.rule))
+                    try w.write(r)
                 }
+            } else {
+                stats[k].documentsOut += 1
+                let outBytes = k + 1 < o.stagesPassed.count ? o.stagesPassed[k + 1].bytesIn : max(0, o.finalTextBytes)
+                stats[k].bytesOut += outBytes
             }
+        }
+        if o.finalTextBytes >= 0, let keys = o.keys {
+            try collectedKeys.append(keys, id: o.finalID, line: collectedKeys.ids.count + 1, textBytes: o.finalTextBytes)
         }
     }
 
@@ -267,7 +277,9 @@ public struct StageRunner {
     }
 
     static func excerpt(_ text: String) -> String {
-        let flat = text.prefix(240).replacingOccurrences(of: "\n", with: " / ")
-        return text.count > 240 ? flat + "…" : flat
+        let head = text.prefix(240)
+        let flat = head.replacingOccurrences(of: "\n", with: " / ")
+        // More than 240 characters, without counting them all.
+        return head.endIndex < text.endIndex ? flat + "…" : flat
     }
 }
