@@ -422,12 +422,13 @@ struct Int16Activations {
             let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
             let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
             // Quarter k takes scale 2k for its first 16 weights and 2k + 1 for the last 16.
-            func spread(_ k: Int16) -> __m512i {
-                var v = SIMD32<Int16>()
-                for i in 0..<32 { v[i] = i < 16 ? 2 &* k : 2 &* k &+ 1 }
-                return unsafeBitCast(v, to: __m512i.self)
-            }
-            let scaleIndex = (spread(0), spread(1), spread(2), spread(3))
+            // Literal vectors fold into constants, as the group reduction's do.
+            let scaleIndex = (
+                unsafeBitCast(SIMD32<Int16>(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1), to: __m512i.self),
+                unsafeBitCast(SIMD32<Int16>(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3), to: __m512i.self),
+                unsafeBitCast(SIMD32<Int16>(4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5), to: __m512i.self),
+                unsafeBitCast(SIMD32<Int16>(6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7), to: __m512i.self)
+            )
             for r in rows {
                 let row = weight + r &* rowBytes
                 for t in 0..<T {
