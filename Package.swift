@@ -95,7 +95,7 @@ let package = Package(
             swiftSettings: optimizedInDebug
         ),
         .target(name: "InternChat", dependencies: ["InternTokenizer"], swiftSettings: swiftSettings),
-        .target(name: "InternEval", dependencies: ["InternEngine", "InternModels"], swiftSettings: swiftSettings),
+        .target(name: "InternEval", dependencies: ["InternEngine", "InternModels", "InternKernels"], swiftSettings: swiftSettings),
         .target(
             name: "InternServer",
             dependencies: [
@@ -111,7 +111,8 @@ let package = Package(
         .executableTarget(
             name: "InternCLI",
             dependencies: [
-                "InternTokenizer", "InternChat", "InternCore", "InternModels", "InternEngine", "InternEval", "InternData", "InternServer",
+                "InternTokenizer", "InternChat", "InternCore", "InternKernels", "InternModels", "InternEngine", "InternEval", "InternData",
+                "InternServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -134,7 +135,7 @@ let package = Package(
         .testTarget(name: "InternCoreTests", dependencies: ["InternCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "InternModelsTests",
-            dependencies: ["InternModels", "InternEngine", "InternCore"],
+            dependencies: ["InternModels", "InternEngine", "InternCore", "InternKernels"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -147,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InternEngineTests",
-            dependencies: ["InternEngine", "InternModels", "InternCore", "InternTokenizer"],
+            dependencies: ["InternEngine", "InternModels", "InternCore", "InternKernels", "InternTokenizer"],
             swiftSettings: swiftSettings
         ),
         .systemLibrary(

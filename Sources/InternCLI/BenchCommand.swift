@@ -51,7 +51,7 @@ struct BenchModelCommand: ParsableCommand {
         guard positions <= model.maxSequenceLength else {
             throw ValidationError("\(positions) positions exceed the model's maximum of \(model.maxSequenceLength)")
         }
-        let cache = SimpleKVCache(model: model, capacity: positions)
+        let cache = SimpleKVCache(model: model, capacity: positions, type: options.kvCacheType)
         var logits = [Float](repeating: 0, count: model.vocabularySize)
         var generator = SeededGenerator(seed: 0x1234_5678)
         let vocab = UInt64(model.vocabularySize)

@@ -42,7 +42,7 @@ struct ChatCommand: AsyncParsableCommand {
         interrupts.resume()
         defer { interrupts.cancel() }
 
-        let session = GenerationSession(model: model, contextLength: parameters.contextLength)
+        let session = GenerationSession(model: model, contextLength: parameters.contextLength, kvCacheType: modelOptions.kvCacheType)
         var history: [ChatMessage] = system.map { [.system($0)] } ?? []
         Terminal.write("Chatting with \(modelOptions.model). /reset clears the history, /exit leaves.\n")
         while true {

@@ -39,6 +39,7 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         let tokenizer = try modelOptions.loadTokenizer()
         var parameters = sampling.parameters
+        parameters.kvCacheType = modelOptions.kvCacheType
         let ids: [Int32]
         switch (prompt, promptIds, chat) {
         case (_?, _?, _): throw ValidationError("give either --prompt or --prompt-ids, not both")

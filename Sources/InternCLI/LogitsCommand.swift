@@ -23,7 +23,7 @@ struct LogitsCommand: AsyncParsableCommand {
     func run() async throws {
         let tokens = try parseIDs(ids, option: "--ids")
         let model = try modelOptions.loadModel()
-        let cache = SimpleKVCache(model: model, capacity: tokens.count)
+        let cache = SimpleKVCache(model: model, capacity: tokens.count, type: modelOptions.kvCacheType)
         var logits = [Float](repeating: 0, count: tokens.count * model.vocabularySize)
         do {
             try tokens.withUnsafeBufferPointer { ids in

@@ -5,6 +5,7 @@ import Foundation
 import InternChat
 import InternCore
 import InternEngine
+import InternKernels
 import InternModels
 import InternTokenizer
 
@@ -18,11 +19,30 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Chat template: internlm2, chatml or smollm2 (default: the one the model carries).")
     var chatTemplate: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "How the KV cache stores keys and values: f16, q8_0 or f32.",
+            discussion: """
+                f16 (the default, as llama.cpp's) halves f32's memory and attention reads; q8_0 (int8 in blocks \
+                of 32, one scale each) halves f16's; f32 is exact.
+                """),
+        transform: { name in
+            guard let type = KVCacheType(rawValue: name) else {
+                throw ValidationError("unknown --kv-cache-type '\(name)'; choose \(KVCacheType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return type
+        })
+    var kvCacheType: KVCacheType = .f16
+
     var directory: URL { URL(fileURLWithPath: model) }
 
     func loadModel() throws -> any LanguageModel {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such file or directory") }
-        return try ModelRegistry.load(path: model, threadCount: threads)
+        let loaded = try ModelRegistry.load(path: model, threadCount: threads)
+        if let reason = kvCacheType.unsupportedReason(headDim: loaded.kvCacheHeadDim) {
+            throw ValidationError("--kv-cache-type \(kvCacheType.rawValue): \(reason)")
+        }
+        return loaded
     }
 
     /// The chat format: --chat-template, else the model's own template (GGUF `tokenizer.chat_template` or

@@ -43,7 +43,7 @@ struct PerplexityCommand: AsyncParsableCommand {
         do {
             result = try evaluatePerplexity(
                 model: model, reference: referenceModel, tokens: tokens, context: context,
-                bos: addsBOS ? tokenizer.bosTokenID : nil, maxChunks: chunks
+                bos: addsBOS ? tokenizer.bosTokenID : nil, maxChunks: chunks, kvCacheType: modelOptions.kvCacheType
             ) { done, total, partial in
                 if !json {
                     FileHandle.standardError.write(Data("[\(done)/\(total)] ppl \(String(format: "%.4f", partial.perplexity))\n".utf8))

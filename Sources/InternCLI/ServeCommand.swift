@@ -70,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         let model = try modelOptions.loadModel()
         let plan = MemoryPlan(
             model: model, weightsBytes: Self.weightsBytes(at: modelOptions.directory), maxBatch: maxBatch, contextLength: ctx,
-            kvBudgetBytes: kvCacheMib.map { $0 << 20 }, queueCapacity: maxQueue)
+            kvBudgetBytes: kvCacheMib.map { $0 << 20 }, queueCapacity: maxQueue, kvCacheType: modelOptions.kvCacheType)
         guard plan.kvBudgetTokens >= 1 else { throw ValidationError("the KV budget holds no token: raise --kv-cache-mib") }
         let name = modelName ?? modelOptions.directory.standardizedFileURL.lastPathComponent
         let format = try modelOptions.chatFormat(tokenizer: tokenizer)

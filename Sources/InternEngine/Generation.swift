@@ -5,6 +5,7 @@
 // `GenerateCompletionInfo`); cancellation is checked once per token.
 import Foundation
 import InternCore
+public import InternKernels
 public import InternModels
 public import InternTokenizer
 
@@ -23,6 +24,8 @@ public struct GenerationParameters: Sendable {
     public var stopStrings: [String] = []
     /// Positions the sequence may use (prompt + completion); the model's maximum when nil.
     public var contextLength: Int?
+    /// How a cache made for this request stores keys and values (a session's cache keeps its own type).
+    public var kvCacheType: KVCacheType = .f16
 
     public init() {}
 }
@@ -58,8 +61,8 @@ public final class GenerationSession: @unchecked Sendable {
     public fileprivate(set) var cachedTokens: [Int32] = []
 
     /// A session for `model` holding at most `contextLength` positions (the model's maximum when nil).
-    public init(model: any LanguageModel, contextLength: Int? = nil) {
-        cache = SimpleKVCache(model: model, capacity: contextLength)
+    public init(model: any LanguageModel, contextLength: Int? = nil, kvCacheType: KVCacheType = .f16) {
+        cache = SimpleKVCache(model: model, capacity: contextLength, type: kvCacheType)
     }
 
     /// Forgets everything cached.
@@ -132,7 +135,7 @@ public struct Generator: Sendable {
             session.cachedTokens.removeLast(session.cachedTokens.count - reused)
             cache = session.cache
         } else {
-            cache = SimpleKVCache(model: model, capacity: contextLength)
+            cache = SimpleKVCache(model: model, capacity: contextLength, type: parameters.kvCacheType)
         }
         var processors: [any LogitProcessor] = []
         if parameters.repetitionPenalty != 1 { processors.append(RepetitionPenalty(parameters.repetitionPenalty)) }

@@ -14,6 +14,7 @@
 // request's tokens and logprobs stay bitwise the same under any load.
 public import Foundation
 import InternCore
+public import InternKernels
 public import InternModels
 public import InternTokenizer
 
@@ -80,7 +81,9 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible {
 /// What fits in memory, computed once at start and exported by the server.
 public struct MemoryPlan: Sendable, Equatable {
     public var weightsBytes: Int
-    /// f32 keys and values of every layer for one position.
+    /// How the caches store keys and values.
+    public var kvCacheType: KVCacheType
+    /// Keys and values of every layer for one position, in `kvCacheType`.
     public var kvBytesPerToken: Int
     public var kvBudgetBytes: Int
     /// Concurrent positions (over all sequences) the KV budget holds.
@@ -94,10 +97,12 @@ public struct MemoryPlan: Sendable, Equatable {
     ///     the physical memory left after the weights.
     public init(
         model: any LanguageModel, weightsBytes: Int, maxBatch: Int, contextLength: Int? = nil,
-        kvBudgetBytes: Int? = nil, queueCapacity: Int = 256, physicalMemory: Int = Int(ProcessInfo.processInfo.physicalMemory)
+        kvBudgetBytes: Int? = nil, queueCapacity: Int = 256, kvCacheType: KVCacheType = .f16,
+        physicalMemory: Int = Int(ProcessInfo.processInfo.physicalMemory)
     ) {
         self.weightsBytes = weightsBytes
-        kvBytesPerToken = model.kvCacheLayers * model.kvCacheRowSize * 2 * MemoryLayout<Float>.size
+        self.kvCacheType = kvCacheType
+        kvBytesPerToken = model.kvCacheLayers * kvCacheType.bytesPerPosition(rowSize: model.kvCacheRowSize)
         self.maxBatch = max(1, maxBatch)
         self.contextLength = min(contextLength ?? model.maxSequenceLength, model.maxSequenceLength)
         let full = self.maxBatch * self.contextLength * kvBytesPerToken
@@ -109,7 +114,7 @@ public struct MemoryPlan: Sendable, Equatable {
     public var summary: String {
         func gib(_ bytes: Int) -> String { String(format: "%.3f GiB", Double(bytes) / 1_073_741_824) }
         return
-            "weights \(gib(weightsBytes)) (\(weightsBytes) B); KV cache \(kvBytesPerToken) B/token, budget \(gib(kvBudgetBytes)) = \(kvBudgetTokens) concurrent tokens; batch ≤ \(maxBatch), context \(contextLength), queue ≤ \(queueCapacity)"
+            "weights \(gib(weightsBytes)) (\(weightsBytes) B); KV cache \(kvCacheType.rawValue), \(kvBytesPerToken) B/token, budget \(gib(kvBudgetBytes)) = \(kvBudgetTokens) concurrent tokens; batch ≤ \(maxBatch), context \(contextLength), queue ≤ \(queueCapacity)"
     }
 }
 
@@ -305,7 +310,7 @@ public final class Scheduler: @unchecked Sendable {
 
     /// Checks an admitted request and queues it for prefill.
     private func begin(_ entry: Entry) {
-        let sequence = RunningSequence(entry: entry, model: model, tokenizer: tokenizer, contextLength: plan.contextLength)
+        let sequence = RunningSequence(entry: entry, model: model, tokenizer: tokenizer, contextLength: plan.contextLength, cacheType: plan.kvCacheType)
         let request = entry.request
         do {
             guard !request.prompt.isEmpty else { throw EngineError.emptyPrompt }
@@ -525,14 +530,14 @@ private final class RunningSequence {
     var decodeStart: ContinuousClock.Instant?
     var promptSeconds = 0.0
 
-    init(entry: Entry, model: any LanguageModel, tokenizer: any Tokenizer, contextLength: Int) {
+    init(entry: Entry, model: any LanguageModel, tokenizer: any Tokenizer, contextLength: Int, cacheType: KVCacheType) {
         id = entry.id
         request = entry.request
         reservation = entry.reservation
         maxTokens = entry.reservation - entry.request.prompt.count
         continuation = entry.continuation
         // Capacity = the reservation, so the doubling growth never allocates beyond what admission counted.
-        cache = SimpleKVCache(model: model, capacity: max(1, entry.reservation))
+        cache = SimpleKVCache(model: model, capacity: max(1, entry.reservation), type: cacheType)
         logits = [Float](repeating: 0, count: model.vocabularySize)
         let p = entry.request.parameters
         var processors: [any LogitProcessor] = []

@@ -6,6 +6,7 @@ import Foundation
 // reference model it also measures how far the model's distributions are from the reference's
 // (mean KL divergence and top-1 agreement on the same positions), as `--kl-divergence` does.
 public import InternEngine
+public import InternKernels
 public import InternModels
 
 /// What `evaluatePerplexity` measured.
@@ -39,10 +40,11 @@ public enum EvaluationError: Error, Equatable, CustomStringConvertible {
 /// - Parameters:
 ///   - bos: replaces the first token of each window (llama.cpp does this when the vocabulary adds BOS).
 ///   - maxChunks: stop after this many windows (all when nil).
+///   - kvCacheType: how both models' caches store keys and values.
 ///   - progress: called after each window with (done, total) and the running result.
 public func evaluatePerplexity(
     model: any LanguageModel, reference: (any LanguageModel)? = nil, tokens: [Int32], context: Int, bos: Int32?,
-    maxChunks: Int? = nil, progress: ((Int, Int, PerplexityResult) -> Void)? = nil
+    maxChunks: Int? = nil, kvCacheType: KVCacheType = .f16, progress: ((Int, Int, PerplexityResult) -> Void)? = nil
 ) throws -> PerplexityResult {
     let available = tokens.count / context
     guard available > 0, context >= 4 else { throw EvaluationError.textTooShort(tokens: tokens.count, context: context) }
@@ -53,8 +55,8 @@ public func evaluatePerplexity(
     let vocab = model.vocabularySize
     var logits = [Float](repeating: 0, count: context * vocab)
     var referenceLogits = reference == nil ? [] : [Float](repeating: 0, count: context * vocab)
-    let cache = SimpleKVCache(model: model, capacity: context)
-    let referenceCache = reference.map { SimpleKVCache(model: $0, capacity: context) }
+    let cache = SimpleKVCache(model: model, capacity: context, type: kvCacheType)
+    let referenceCache = reference.map { SimpleKVCache(model: $0, capacity: context, type: kvCacheType) }
     var result = PerplexityResult(chunks: 0, scoredTokens: 0, meanNLL: 0)
     var nll = 0.0, kl = 0.0, agree = 0
     let first = context / 2

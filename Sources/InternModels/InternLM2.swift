@@ -301,6 +301,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     }
     public var kvCacheLayers: Int { configuration.numHiddenLayers }
     public var kvCacheRowSize: Int { configuration.numKeyValueHeads * configuration.headDim }
+    public var kvCacheHeadDim: Int { configuration.headDim }
 
     /// Loads `config.json` and the safetensors weights of `directory`.
     public convenience init(directory: URL, threadCount: Int? = nil, chunkSize: Int = InternLM2Model.defaultChunkSize) throws {
@@ -432,8 +433,8 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let c = configuration, s = state
         let B = tokens.count, hidden = c.hiddenSize, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
         let headDim = c.headDim, half = headDim / 2, inter = c.intermediateSize, kvDim = kvHeads * headDim
-        let qkvDim = (heads + 2 * kvHeads) * headDim, eps = Float(c.rmsNormEps)
-        let x = s.x, xb = s.xb, q = s.q, qkv = s.qkv, attn = s.attn, gate = s.gate, up = s.up
+        let eps = Float(c.rmsNormEps)
+        let x = s.x, xb = s.xb, q = s.q, k = s.k, v = s.v, attn = s.attn, gate = s.gate, up = s.up
         let positionScale: Float = c.ropeScaling?.type == .linear ? Float(1 / c.ropeScaling!.factor) : 1
         for (b, id) in tokens.enumerated() {
             tokEmbeddings.readRow(Int(id), into: x + b * hidden)
@@ -447,35 +448,16 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let rotate = c.ropePairing == .halves ? applyRotaryEmbedding : applyRotaryEmbeddingAdjacentPairs
         for (l, layer) in layers.enumerated() {
             for b in 0..<B { rmsNorm(xb + b * hidden, input: x + b * hidden, weight: layer.attentionNorm, count: hidden, eps: eps) }
-            // Q for every row; K and V into each sequence's own cache row.
-            switch layer.attention.projection {
-            case .fused(let wqkv):
-                matmul(qkv, wqkv, xb, B, prefill: false)
-                for b in 0..<B {
-                    let row = caches[b].count * kvDim
-                    InternLM2Attention.splitQKV(
-                        qkv + b * qkvDim, q: q + b * heads * headDim, k: caches[b].keys(layer: l) + row,
-                        v: caches[b].values(layer: l) + row, heads: heads, kvHeads: kvHeads, headDim: headDim)
-                }
-            case .separate(let wq, let wk, let wv):
-                let k = qkv, v = qkv + B * kvDim
-                matmul(q, wq, xb, B, prefill: false)
-                matmul(k, wk, xb, B, prefill: false)
-                matmul(v, wv, xb, B, prefill: false)
-                for b in 0..<B {
-                    let row = caches[b].count * kvDim
-                    (caches[b].keys(layer: l) + row).update(from: k + b * kvDim, count: kvDim)
-                    (caches[b].values(layer: l) + row).update(from: v + b * kvDim, count: kvDim)
-                }
-            }
+            // Q, K and V for every row; K and V then go into each sequence's own cache.
+            projectQKV(layer.attention.projection, xb, B, prefill: false)
             for b in 0..<B {
-                let keys = caches[b].keys(layer: l), values = caches[b].values(layer: l)
-                let position = caches[b].count, row = position * kvDim
-                let qb = q + b * heads * headDim
+                let cache = caches[b].layer(l), position = caches[b].count
+                let qb = q + b * heads * headDim, kb = k + b * kvDim
                 rotate(qb, heads, headDim, s.cos + b * half, s.sin + b * half)
-                rotate(keys + row, kvHeads, headDim, s.cos + b * half, s.sin + b * half)
+                rotate(kb, kvHeads, headDim, s.cos + b * half, s.sin + b * half)
+                cache.store(position: position, keys: kb, values: v + b * kvDim, rows: 1)
                 attention(
-                    attn + b * heads * headDim, query: qb, keys: keys, values: values, tokens: 1, startPosition: position,
+                    attn + b * heads * headDim, query: qb, cache: cache, tokens: 1, startPosition: position,
                     heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             }
             matmul(xb, layer.attention.wo, attn, B, prefill: false)
@@ -499,8 +481,8 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let c = configuration, s = state
         let T = tokens.count, hidden = c.hiddenSize, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
         let headDim = c.headDim, half = headDim / 2, inter = c.intermediateSize, kvDim = kvHeads * headDim
-        let qkvDim = (heads + 2 * kvHeads) * headDim, eps = Float(c.rmsNormEps)
-        let x = s.x, xb = s.xb, q = s.q, qkv = s.qkv, attn = s.attn, gate = s.gate, up = s.up
+        let eps = Float(c.rmsNormEps)
+        let x = s.x, xb = s.xb, q = s.q, k = s.k, v = s.v, attn = s.attn, gate = s.gate, up = s.up
         // A one-token chunk (decode through `forward`) runs the decode kernels, as `forwardBatch` does.
         let prefill = T > 1
         func debug(_ name: String, _ layer: Int, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -519,33 +501,20 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         }
 
         for (l, layer) in layers.enumerated() {
-            let keys = cache.keys(layer: l), values = cache.values(layer: l)
+            let layerCache = cache.layer(l)
             // Attention: norm → wqkv → split → RoPE → cache → attention → wo → residual.
             for t in 0..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: layer.attentionNorm, count: hidden, eps: eps) }
             debug("attn_norm", l, xb, T * hidden)
-            switch layer.attention.projection {
-            case .fused(let wqkv):
-                matmul(qkv, wqkv, xb, T, prefill: prefill)
-                for t in 0..<T {
-                    let row = (start + t) * kvDim
-                    InternLM2Attention.splitQKV(
-                        qkv + t * qkvDim, q: q + t * heads * headDim, k: keys + row, v: values + row,
-                        heads: heads, kvHeads: kvHeads, headDim: headDim)
-                }
-            case .separate(let wq, let wk, let wv):
-                // The cache rows of consecutive positions are contiguous, so K and V land there directly.
-                matmul(q, wq, xb, T, prefill: prefill)
-                matmul(keys + start * kvDim, wk, xb, T, prefill: prefill)
-                matmul(values + start * kvDim, wv, xb, T, prefill: prefill)
-            }
+            projectQKV(layer.attention.projection, xb, T, prefill: prefill)
             let rotate = c.ropePairing == .halves ? applyRotaryEmbedding : applyRotaryEmbeddingAdjacentPairs
             for t in 0..<T {
-                let row = (start + t) * kvDim
                 rotate(q + t * heads * headDim, heads, headDim, s.cos + t * half, s.sin + t * half)
-                rotate(keys + row, kvHeads, headDim, s.cos + t * half, s.sin + t * half)
+                rotate(k + t * kvDim, kvHeads, headDim, s.cos + t * half, s.sin + t * half)
             }
+            // Rotated keys and the values go into the cache in its storage type; attention reads them there.
+            layerCache.store(position: start, keys: k, values: v, rows: T)
             attention(
-                attn, query: q, keys: keys, values: values, tokens: T, startPosition: start, heads: heads,
+                attn, query: q, cache: layerCache, tokens: T, startPosition: start, heads: heads,
                 kvHeads: kvHeads, headDim: headDim, scratch: s.scores, pool: pool)
             debug("attn_out", l, attn, T * heads * headDim)
             matmul(xb, layer.attention.wo, attn, T, prefill: prefill)
@@ -566,6 +535,27 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         for t in first..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: norm, count: hidden, eps: eps) }
         debug("norm", -1, xb + first * hidden, (T - first) * hidden)
         matmul(logits, output, xb + first * hidden, T - first, prefill: prefill)
+    }
+
+    /// Q, K and V of `rows` normed rows into the run state's q, k, v: one fused matrix split per KV group,
+    /// or three matrices.
+    private func projectQKV(_ projection: InternLM2Attention.Projection, _ input: UnsafePointer<Float>, _ rows: Int, prefill: Bool) {
+        let c = configuration, s = state
+        let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads, headDim = c.headDim, kvDim = kvHeads * headDim
+        switch projection {
+        case .fused(let wqkv):
+            let qkvDim = (heads + 2 * kvHeads) * headDim
+            matmul(s.qkv, wqkv, input, rows, prefill: prefill)
+            for r in 0..<rows {
+                InternLM2Attention.splitQKV(
+                    s.qkv + r * qkvDim, q: s.q + r * heads * headDim, k: s.k + r * kvDim, v: s.v + r * kvDim,
+                    heads: heads, kvHeads: kvHeads, headDim: headDim)
+            }
+        case .separate(let wq, let wk, let wv):
+            matmul(s.q, wq, input, rows, prefill: prefill)
+            matmul(s.k, wk, input, rows, prefill: prefill)
+            matmul(s.v, wv, input, rows, prefill: prefill)
+        }
     }
 
     /// `prefill`: part of a multi-token prompt chunk (WeightMatrix.multiply picks its kernels by phase, never
@@ -598,7 +588,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
 
 /// Activation buffers for one chunk, allocated once at load (llama2.c `RunState`).
 private final class RunState {
-    let x, xb, qkv, q, attn, gate, up, cos, sin: UnsafeMutablePointer<Float>
+    let x, xb, qkv, q, k, v, attn, gate, up, cos, sin: UnsafeMutablePointer<Float>
     private(set) var scores: UnsafeMutablePointer<Float>  // (threads, score capacity)
     private var scoreCapacity = 0
 
@@ -613,6 +603,8 @@ private final class RunState {
         xb = buffer(chunk * c.hiddenSize)
         qkv = buffer(chunk * (c.numAttentionHeads + 2 * c.numKeyValueHeads) * hd)
         q = buffer(chunk * c.numAttentionHeads * hd)
+        k = buffer(chunk * c.numKeyValueHeads * hd)
+        v = buffer(chunk * c.numKeyValueHeads * hd)
         attn = buffer(chunk * c.numAttentionHeads * hd)
         gate = buffer(chunk * c.intermediateSize)
         up = buffer(chunk * c.intermediateSize)
@@ -631,7 +623,7 @@ private final class RunState {
     }
 
     deinit {
-        for p in [x, xb, qkv, q, attn, gate, up, cos, sin, scores] { p.deallocate() }
+        for p in [x, xb, qkv, q, k, v, attn, gate, up, cos, sin, scores] { p.deallocate() }
     }
 }
 

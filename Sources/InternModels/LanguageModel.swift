@@ -11,6 +11,8 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// Layers and floats per cached position (kvHeads × headDim) a KV cache must hold.
     var kvCacheLayers: Int { get }
     var kvCacheRowSize: Int { get }
+    /// Elements of one KV head (a row holds kvCacheRowSize / kvCacheHeadDim heads).
+    var kvCacheHeadDim: Int { get }
 
     /// Runs `tokens` at positions `cache.count...`, extends the cache, and writes logits: for every token
     /// (tokens.count × vocabularySize floats) when `allLogits`, else for the last one (vocabularySize).
@@ -29,6 +31,9 @@ public protocol LanguageModel: AnyObject, Sendable {
 }
 
 extension LanguageModel {
+    /// One head a row, for models that do not say.
+    public var kvCacheHeadDim: Int { kvCacheRowSize }
+
     /// One `forward` per row: trivially batch invariant, for models without a batched kernel path.
     public func forwardBatch(
         _ tokens: UnsafeBufferPointer<Int32>, caches: [any KVCache], logits: UnsafeMutablePointer<Float>

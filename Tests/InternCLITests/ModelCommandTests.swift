@@ -81,7 +81,11 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let ref = try reference(dir)
         let npy = dir.appendingPathComponent("logits.npy")
-        let r = try CLIRunner.run(["logits", "--model", dir.path, "--ids", ref.ids.map(String.init).joined(separator: ","), "--out", npy.path])
+        // transformers keeps keys and values in f32; so does this run (the default cache is f16).
+        let r = try CLIRunner.run([
+            "logits", "--model", dir.path, "--ids", ref.ids.map(String.init).joined(separator: ","), "--out", npy.path,
+            "--kv-cache-type", "f32",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let data = try Data(contentsOf: npy)
         let headerLength = Int(data[8]) | Int(data[9]) << 8
@@ -94,6 +98,14 @@ import Testing
         #expect(values.count == expected.count)
         let diff = zip(values, expected).map { abs($0 - $1) }.max() ?? .infinity
         #expect(diff < 1e-4, "max |Δlogit| = \(diff)")
+    }
+
+    @Test func unknownKVCacheTypeIsRefusedWithTheChoices() throws {
+        let dir = try fixtureWithTokenizer("gqa1-hd32-f32")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try CLIRunner.run(["logits", "--model", dir.path, "--ids", "1,2", "--out", "/dev/null", "--kv-cache-type", "q4"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("unknown --kv-cache-type 'q4'; choose f32, f16, q8_0"), "\(r.stderr)")
     }
 
     @Test func badCheckpointFailsWithTheTensorNamed() throws {

@@ -3,6 +3,7 @@
 import Foundation
 import InternCore
 import InternEngine
+import InternKernels
 import InternModels
 import InternTokenizer
 import Testing
@@ -238,15 +239,31 @@ let tokenizerURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
 }
 
 @Suite struct KVCacheTests {
-    @Test func growsKeepingContentsAndRefusesBeyondCapacity() throws {
-        let cache = SimpleKVCache(layers: 2, rowSize: 3, capacity: 600)
+    /// Integers up to 127 in rows whose largest is 127 are exact in every type (q8_0's step is then 1).
+    @Test(arguments: KVCacheType.allCases)
+    func growsKeepingContentsAndRefusesBeyondCapacity(type: KVCacheType) throws {
+        let rowSize = 32
+        let cache = SimpleKVCache(layers: 2, rowSize: rowSize, capacity: 600, type: type)
+        #expect(cache.type == type)
         try cache.reserve(2)
-        for l in 0..<2 { for i in 0..<6 { cache.keys(layer: l)[i] = Float(l * 10 + i); cache.values(layer: l)[i] = -Float(i) } }
+        func keyRow(_ l: Int, _ p: Int) -> [Float] { (0..<rowSize).map { $0 == 0 ? 127 : Float((l * 10 + p + $0) % 127) } }
+        func valueRow(_ p: Int) -> [Float] { (0..<rowSize).map { $0 == 0 ? 127 : -Float((p * rowSize + $0) % 127) } }
+        for l in 0..<2 {
+            let keys = keyRow(l, 0) + keyRow(l, 1), values = valueRow(0) + valueRow(1)
+            cache.layer(l).store(position: 0, keys: keys, values: values, rows: 2)
+        }
         cache.commit(2)
         try cache.reserve(500)
         #expect(cache.allocated >= 500)
-        #expect((0..<6).map { cache.keys(layer: 1)[$0] } == [10, 11, 12, 13, 14, 15])
-        #expect((0..<6).map { cache.values(layer: 0)[$0] } == [0, -1, -2, -3, -4, -5])
+        var row = [Float](repeating: .nan, count: rowSize)
+        for l in 0..<2 {
+            for p in 0..<2 {
+                cache.layer(l).key(p, into: &row)
+                #expect(row == keyRow(l, p), "\(type) layer \(l) key \(p)")
+                cache.layer(l).value(p, into: &row)
+                #expect(row == valueRow(p), "\(type) layer \(l) value \(p)")
+            }
+        }
         #expect(throws: EngineError.contextFull(needed: 601, capacity: 600)) { try cache.reserve(601) }
         cache.reset()
         #expect(cache.count == 0)

@@ -5,6 +5,7 @@
 import Foundation
 import InternCore
 import InternEngine
+import InternKernels
 import InternModels
 import InternTokenizer
 import Testing
@@ -50,7 +51,7 @@ func waitUntil(_ condition: () -> Bool) async throws {
         let model = try InternLM2Model(directory: schedulerFixture, threadCount: 2)
         let plan = MemoryPlan(
             model: model, weightsBytes: 0, maxBatch: maxBatch,
-            kvBudgetBytes: kvBudgetTokens.map { $0 * model.kvCacheLayers * model.kvCacheRowSize * 8 })
+            kvBudgetBytes: kvBudgetTokens.map { $0 * model.kvCacheLayers * KVCacheType.f16.bytesPerPosition(rowSize: model.kvCacheRowSize) })
         let scheduler = Scheduler(model: model, tokenizer: Self.tokenizer, plan: plan, prefillChunk: prefillChunk, onStep: onStep)
         scheduler.start()
         return scheduler

@@ -227,23 +227,61 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         #expect(x == y)
     }
 
-    @Test(arguments: [(1, 0, 2, 2, 8), (3, 0, 4, 2, 12), (1, 5, 4, 1, 32), (4, 7, 6, 3, 64), (5, 2, 8, 2, 13)])
-    func attentionMatchesReference(shape: (Int, Int, Int, Int, Int)) {
+    /// Attention over each cache type against the reference on the same stored rows (read back as f32),
+    /// so only the kernel's arithmetic is compared; head dims hit the 32-lane, 8-lane and scalar paths
+    /// (q8_0 only where heads are whole blocks of 32).
+    @Test(arguments: KVCacheType.allCases, [(1, 0, 2, 2, 8), (3, 0, 4, 2, 12), (1, 5, 4, 1, 32), (4, 7, 6, 3, 64), (5, 2, 8, 2, 13), (2, 9, 4, 2, 128)])
+    func attentionMatchesReference(type: KVCacheType, shape: (Int, Int, Int, Int, Int)) {
         let (tokens, start, heads, kvHeads, headDim) = shape
+        guard type.unsupportedReason(headDim: headDim) == nil else { return }
         var random = TestRandom(state: UInt64(tokens * 7 + start * 13 + heads * 17 + headDim))
-        let positions = start + tokens
+        let positions = start + tokens, rowSize = kvHeads * headDim
         let q = random.floats(tokens * heads * headDim, -2...2)
-        let k = random.floats(positions * kvHeads * headDim, -2...2)
-        let v = random.floats(positions * kvHeads * headDim)
+        let k = random.floats(positions * rowSize, -2...2)
+        let v = random.floats(positions * rowSize)
+        let storage = KVStorage(type: type, positions: positions, rowSize: rowSize)
+        storage.layer.store(position: 0, keys: k, values: v, rows: positions)
         var fast = [Float](repeating: .nan, count: tokens * heads * headDim), slow = fast
         var scratch = [Float](repeating: 0, count: 3 * positions)
         attention(
-            &fast, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
+            &fast, query: q, cache: storage.layer, tokens: tokens, startPosition: start, heads: heads,
             kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: Self.pool3)
         attentionReference(
-            &slow, query: q, keys: k, values: v, tokens: tokens, startPosition: start, heads: heads,
+            &slow, query: q, cache: storage.layer, tokens: tokens, startPosition: start, heads: heads,
             kvHeads: kvHeads, headDim: headDim)
         #expect(maxAbsDiff(fast, slow) < 1e-5)
+    }
+
+    /// Stored rows read back within each type's rounding: f32 exact, f16 within 2⁻¹¹ relative, q8_0
+    /// within half a step (max|x| / 254) of each block of 32.
+    @Test(arguments: KVCacheType.allCases)
+    func kvRowsRoundTripWithinTheirRounding(type: KVCacheType) {
+        var random = TestRandom(state: 41)
+        let rowSize = 64, positions = 5
+        var k = random.floats(positions * rowSize, -3...3)
+        k[7] = 0
+        for i in 32..<64 { k[i] = 0 }  // an all-zero block: scale 0, codes 0
+        let v = random.floats(positions * rowSize, -0.01...0.01)
+        let storage = KVStorage(type: type, positions: positions, rowSize: rowSize)
+        storage.layer.store(position: 0, keys: k, values: v, rows: 3)
+        storage.layer.store(position: 3, keys: Array(k[(3 * rowSize)...]), values: Array(v[(3 * rowSize)...]), rows: 2)
+        var row = [Float](repeating: .nan, count: rowSize)
+        for (name, x) in [("keys", k), ("values", v)] {
+            for p in 0..<positions {
+                if name == "keys" { storage.layer.key(p, into: &row) } else { storage.layer.value(p, into: &row) }
+                for i in 0..<rowSize {
+                    let exact = x[p * rowSize + i]
+                    let block = x[(p * rowSize + i) / 32 * 32..<((p * rowSize + i) / 32 * 32 + 32)]
+                    let bound: Float =
+                        switch type {
+                        case .f32: 0
+                        case .f16: max(abs(exact) * 0x1p-11, 0x1p-25)  // subnormals: half the smallest step
+                        case .q8_0: block.map(abs).max()! / 254 * 1.0001
+                        }
+                    #expect(abs(row[i] - exact) <= bound, "\(type) \(name) position \(p) element \(i): \(row[i]) for \(exact)")
+                }
+            }
+        }
     }
 
     @Test func threadPoolCoversEveryIndexOnce() {
@@ -259,5 +297,27 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         }
         #expect(ThreadPool.split(10, parts: 3, part: 0) == 0..<4)
         #expect(ThreadPool.split(10, parts: 3, part: 2) == 7..<10)
+    }
+}
+
+/// Owned storage for one KV layer of `type`, for kernel tests.
+final class KVStorage {
+    let layer: KVLayer
+
+    init(type: KVCacheType, positions: Int, rowSize: Int) {
+        let bytes = positions * rowSize * type.elementBytes
+        let blocks = type == .q8_0 ? positions * rowSize / KVCacheType.blockSize : 0
+        layer = KVLayer(
+            type: type, rowSize: rowSize,
+            keys: .allocate(byteCount: bytes, alignment: 64), values: .allocate(byteCount: bytes, alignment: 64),
+            keyScales: type == .q8_0 ? .allocate(capacity: blocks) : nil,
+            valueScales: type == .q8_0 ? .allocate(capacity: blocks) : nil)
+    }
+
+    deinit {
+        layer.keys.deallocate()
+        layer.values.deallocate()
+        layer.keyScales?.deallocate()
+        layer.valueScales?.deallocate()
     }
 }

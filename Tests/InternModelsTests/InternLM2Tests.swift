@@ -5,6 +5,7 @@
 import Foundation
 import InternCore
 import InternEngine
+import InternKernels
 import InternModels
 import Testing
 
@@ -70,7 +71,7 @@ let logitTolerance: Float = 1e-4
     func cachedDecodingMatchesTransformersCachedDecoding(fixture: String) throws {
         let reference = try ModelFixtures.reference(fixture)
         let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
-        let cache = SimpleKVCache(model: model)
+        let cache = SimpleKVCache(model: model, type: .f32)
         var logits = [Float](repeating: 0, count: model.vocabularySize)
         var next = reference.greedyPrompt
         var tokens: [Int32] = []
@@ -89,8 +90,30 @@ let logitTolerance: Float = 1e-4
         }
     }
 
+    /// A 16-bit or 8-bit KV cache stays close to the exact one: the same logits within the rounding the
+    /// cache adds (relative to the logits' range), and the same greedy choice at almost every position.
+    @Test(arguments: ModelFixtures.all)
+    func reducedPrecisionCachesStayCloseToF32(fixture: String) throws {
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
+        let ids = reference.ids, calls = [ids.count / 2, ids.count - ids.count / 2]
+        let exact = try allLogits(model, ids, callSizes: calls)
+        let range = exact.map { row in row.map(abs).max()! }.max()!
+        for (type, tolerance) in [(KVCacheType.f16, Float(2e-3)), (.q8_0, 3e-2)] where type.unsupportedReason(headDim: model.configuration.headDim) == nil {
+            let rounded = try allLogits(model, ids, callSizes: calls, cacheType: type)
+            let diff = maxAbsDiff(exact, rounded)
+            #expect(diff > 0, "\(fixture) \(type): rounding keys and values should change something")
+            #expect(diff <= tolerance * range, "\(fixture) \(type): max |Δlogit| \(diff) of range \(range)")
+            let same = zip(exact, rounded).filter { a, b in
+                a.withUnsafeBufferPointer { Sampler.argmax($0) } == b.withUnsafeBufferPointer { Sampler.argmax($0) }
+            }.count
+            #expect(same >= exact.count - 1, "\(fixture) \(type): greedy token differs at \(exact.count - same) positions")
+        }
+    }
+
     /// Continuous batching's guarantee: sequences of different lengths decoded together in one
     /// `forwardBatch` get bitwise the logits each gets from `forward` alone, for batch sizes 1 to 7.
+    /// Run on the default f16 cache: the conversions on store must not depend on the batch either.
     @Test(arguments: ModelFixtures.all)
     func batchedDecodeMatchesSingleSequence(fixture: String) throws {
         let reference = try ModelFixtures.reference(fixture)

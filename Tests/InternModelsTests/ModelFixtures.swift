@@ -1,6 +1,7 @@
 import Foundation
 import InternCore
 import InternEngine
+import InternKernels
 import InternModels
 
 /// The committed model fixtures (scripts/fixtures/make_model_fixtures.py), found from this file's path.
@@ -38,9 +39,10 @@ enum ModelFixtures {
     }
 }
 
-/// Logits for every position of `ids` from a fresh cache, in calls of `split` tokens.
-func allLogits(_ model: InternLM2Model, _ ids: [Int32], callSizes: [Int]? = nil) throws -> [[Float]] {
-    let cache = SimpleKVCache(model: model)
+/// Logits for every position of `ids` from a fresh cache (f32 unless told: the references keep keys and
+/// values exact), in calls of `callSizes` tokens.
+func allLogits(_ model: InternLM2Model, _ ids: [Int32], callSizes: [Int]? = nil, cacheType: KVCacheType = .f32) throws -> [[Float]] {
+    let cache = SimpleKVCache(model: model, type: cacheType)
     let vocab = model.vocabularySize
     var out = [Float](repeating: .nan, count: ids.count * vocab)
     var done = 0

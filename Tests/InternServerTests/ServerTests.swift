@@ -55,13 +55,17 @@ final class ScriptedChatModel: LanguageModel, @unchecked Sendable {
 
     private func write(_ tokens: UnsafeBufferPointer<Int32>, cache: any KVCache, prefill: Bool, logits: UnsafeMutablePointer<Float>) throws {
         try cache.reserve(cache.count + tokens.count)
+        // Token ids need f32 keys (f16 holds integers exactly only up to 2048).
+        precondition(cache.type == .f32, "the scripted model needs an f32 KV cache")
+        let keys = cache.layer(0).keys.assumingMemoryBound(to: Float.self)
+        let values = cache.layer(0).values.assumingMemoryBound(to: Float.self)
         for (i, t) in tokens.enumerated() {
-            cache.keys(layer: 0)[cache.count + i] = Float(t)
-            cache.values(layer: 0)[cache.count + i] = prefill ? 1 : 0
+            keys[cache.count + i] = Float(t)
+            values[cache.count + i] = prefill ? 1 : 0
         }
         cache.commit(tokens.count)
-        let history = (0..<cache.count).map { Int32(cache.keys(layer: 0)[$0]) }
-        let decoded = (0..<cache.count).filter { cache.values(layer: 0)[$0] == 0 }.count
+        let history = (0..<cache.count).map { Int32(keys[$0]) }
+        let decoded = (0..<cache.count).filter { values[$0] == 0 }.count
         let script =
             history.contains(special("<|action_end|>"))
             ? Script.answer
@@ -78,7 +82,8 @@ struct TestServer {
 
     init(maxBatch: Int = 4, context: Int = 512, queue: Int = 16, apiKey: String? = nil, maxBodyBytes: Int = 1 << 20, start: Bool = true) {
         let model = ScriptedChatModel(maxSequenceLength: context)
-        let plan = MemoryPlan(model: model, weightsBytes: 0, maxBatch: maxBatch, contextLength: context, queueCapacity: queue)
+        let plan = MemoryPlan(
+            model: model, weightsBytes: 0, maxBatch: maxBatch, contextLength: context, queueCapacity: queue, kvCacheType: .f32)
         service = InferenceService(model: model, tokenizer: tokenizer, modelName: "tiny", plan: plan, logger: Logger(label: "test"))
         if start { service.scheduler.start() }
         let router = buildRouter(service: service, configuration: ServerConfiguration(apiKey: apiKey, maxBodyBytes: maxBodyBytes))
