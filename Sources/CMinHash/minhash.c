@@ -267,22 +267,6 @@ static inline uint32_t digest_word(uint32_t d) {
     return ((d >> 24) & 0xFF) | (((d >> 16) & 0xFF) << 8) | (((d >> 8) & 0xFF) << 16) | ((d & 0xFF) << 24);
 }
 
-/// The length of shingle s ("tok tok ... tok", g tokens).
-static inline long shingle_length(const int32_t *starts, const int32_t *ends, int s, int g) {
-    long len = g - 1;
-    for (int k = s; k < s + g; k++) len += ends[k] - starts[k];
-    return len;
-}
-
-static inline void copy_shingle(uint8_t *out, const uint8_t *text, const int32_t *starts, const int32_t *ends, int s, int g) {
-    long at = 0;
-    for (int k = s; k < s + g; k++) {
-        if (k > s) out[at++] = ' ';
-        memcpy(out + at, text + starts[k], (size_t)(ends[k] - starts[k]));
-        at += ends[k] - starts[k];
-    }
-}
-
 /// One padded SHA-1 block holding a message of len <= 55 bytes already copied to blk[0..<len].
 static inline void pad_single_block(uint8_t blk[64], long len) {
     blk[len] = 0x80;
@@ -291,24 +275,43 @@ static inline void pad_single_block(uint8_t blk[64], long len) {
     for (int k = 0; k < 8; k++) blk[63 - k] = (uint8_t)(bits >> (8 * k));
 }
 
-void intern_datasketch_shingle_hashes(const uint8_t *text, const int32_t *starts, const int32_t *ends, int tokens, int g,
-                                      uint32_t *out) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+/// The padded single block of src[0..<len] (len <= 55; src readable for 64 bytes), built in four 16-byte
+/// vectors: bytes past len masked off, 0x80 at len, the bit length in bytes 62-63. Four whole stores, so the
+/// SHA-1 loads that follow are forwarded from them.
+static inline void make_single_block(uint8_t blk[64], const uint8_t *src, long len) {
+    const __m128i l = _mm_set1_epi8((char)len), pad = _mm_set1_epi8((char)0x80);
+    const uint16_t bits = (uint16_t)(len * 8);
+    const __m128i tail = _mm_insert_epi16(_mm_setzero_si128(), (int)(uint16_t)((bits >> 8) | (bits << 8)), 7);
+    __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i sixteen = _mm_set1_epi8(16);
+    for (int k = 0; k < 4; k++) {
+        const __m128i d = _mm_loadu_si128((const __m128i *)(src + 16 * k));
+        __m128i v = _mm_or_si128(_mm_and_si128(d, _mm_cmpgt_epi8(l, idx)), _mm_and_si128(_mm_cmpeq_epi8(l, idx), pad));
+        if (k == 3) v = _mm_or_si128(v, tail);
+        _mm_storeu_si128((__m128i *)(blk + 16 * k), v);
+        idx = _mm_add_epi8(idx, sixteen);
+    }
+}
+#else
+static inline void make_single_block(uint8_t blk[64], const uint8_t *src, long len) {
+    memcpy(blk, src, (size_t)len);
+    pad_single_block(blk, len);
+}
+#endif
+
+void intern_datasketch_shingle_hashes(const uint8_t *joined, const int32_t *starts, int tokens, int g, uint32_t *out) {
     const int count = tokens - g + 1;
     uint8_t blocks[2][64];
     int pending = -1;  // a shingle whose single block waits in blocks[0] for a partner
-    uint8_t stack[1024];
     for (int s = 0; s < count; s++) {
-        const long len = shingle_length(starts, ends, s, g);
+        const uint8_t *shingle = joined + starts[s];
+        const long len = (long)(starts[s + g] - 1 - starts[s]);  // without the space after its last token
         if (len > 55) {
-            uint8_t *buf = len <= (long)sizeof(stack) ? stack : (uint8_t *)malloc((size_t)len);
-            copy_shingle(buf, text, starts, ends, s, g);
-            out[s] = fmix32(intern_sha1_hash32(buf, len));
-            if (buf != stack) free(buf);
+            out[s] = fmix32(intern_sha1_hash32(shingle, len));
             continue;
         }
-        uint8_t *blk = blocks[pending < 0 ? 0 : 1];
-        copy_shingle(blk, text, starts, ends, s, g);
-        pad_single_block(blk, len);
+        make_single_block(blocks[pending < 0 ? 0 : 1], shingle, len);
         if (pending < 0) {
             pending = s;
             continue;

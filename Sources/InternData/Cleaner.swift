@@ -92,7 +92,10 @@ public struct Cleaner: Sendable {
     let zhStopWordTable: LanguageTagger.StopWordTable
     static let noStopWords = LanguageTagger.StopWordTable([])
     let phrases: [[UInt8]]
+    /// A bit per hashed four-byte head of the boilerplate phrases (nil when a phrase is shorter than four bytes).
     let phrasePrefixes: [UInt64]?
+    /// Each phrase's first four bytes as one (little-endian) integer.
+    let phraseHeads: [UInt32]
 
     /// Rule names in evaluation order, for reports.
     public static let ruleNames = [
@@ -118,6 +121,7 @@ public struct Cleaner: Sendable {
             })
         phrases = config.boilerplatePhrases.map { Array($0.lowercased().utf8) }
         phrasePrefixes = Self.prefixBits(phrases)
+        phraseHeads = phrases.map { $0.count >= 4 ? Self.head($0, 0) : 0 }
         stopWordTables = stopWordHashes.mapValues { LanguageTagger.StopWordTable([$0]) }
         zhStopWordTable = LanguageTagger.StopWordTable([zhStopWords])
     }
@@ -193,14 +197,18 @@ public struct Cleaner: Sendable {
         } else {
             keep = last == 0x2E || last == 0x21 || last == 0x3F || last == 0x22 || last == 0x201D
             if keep {
+                // Words are counted only until there are enough (most kept lines are long).
+                let needed = config.c4MinLineWords
                 var words = 0
                 var inWord = false
-                for k in s..<e {
+                var k = s
+                while k < e && words < needed {
                     let space = u[k] == 0x20 || u[k] == 0x09
                     if !space && !inWord { words += 1 }
                     inWord = !space
+                    k += 1
                 }
-                keep = words >= config.c4MinLineWords
+                keep = words >= needed
             }
         }
         return (s, e, keep)
@@ -237,9 +245,13 @@ public struct Cleaner: Sendable {
     /// Whether line u[lo..<hi] is short enough and holds a boilerplate phrase.
     @inline(__always) func isBoilerplateLine(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, scratch: inout [UInt8]) -> Bool {
         guard hi - lo <= config.boilerplateMaxLineChars * 4 else { return false }
-        var chars = 0
-        for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
-        return chars <= config.boilerplateMaxLineChars && isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
+        // A line of at most that many bytes has at most that many characters; only longer ones are counted.
+        if hi - lo > config.boilerplateMaxLineChars {
+            var chars = 0
+            for k in lo..<hi where (u[k] & 0xC0) != 0x80 { chars += 1 }
+            guard chars <= config.boilerplateMaxLineChars else { return false }
+        }
+        return isBoilerplate(UnsafeBufferPointer(rebasing: u[lo..<hi]), scratch: &scratch)
     }
 
     /// Calls `body(lo, hi)` for every line (without its newline) of `u`.
@@ -396,16 +408,20 @@ public struct Cleaner: Sendable {
         Self.lowercase(line, into: &scratch)
         return scratch.withUnsafeBytes { all in
             let hay = UnsafeRawBufferPointer(rebasing: all[0..<line.count])
-            // One pass over the line: only where its two bytes begin some phrase are phrases compared.
-            guard hay.count >= 2 else { return false }
-            for k in 0..<(hay.count - 1) {
-                let key = Int(hay[k]) << 8 | Int(hay[k + 1])
-                guard prefixes[key >> 6] & (1 << UInt64(key & 63)) != 0 else { continue }
-                for p in phrases where p.count <= hay.count - k && p[0] == hay[k] && p[1] == hay[k + 1] {
-                    if p.withUnsafeBytes({ memcmp(hay.baseAddress! + k, $0.baseAddress!, p.count) }) == 0 { return true }
+            // One pass over the line: only where its four bytes hash to the head of some phrase are phrases
+            // compared (with two-byte heads, common pairs such as "co" sent every position to the phrases).
+            guard hay.count >= 4 else { return false }
+            return prefixes.withUnsafeBufferPointer { bits in
+                for k in 0...(hay.count - 4) {
+                    let head = UInt32(littleEndian: hay.loadUnaligned(fromByteOffset: k, as: UInt32.self))
+                    let key = Int(Self.headKey(head))
+                    guard bits[key >> 6] & (1 << UInt64(key & 63)) != 0 else { continue }
+                    for (p, phrase) in phrases.enumerated() where phraseHeads[p] == head && phrase.count <= hay.count - k {
+                        if phrase.withUnsafeBytes({ memcmp(hay.baseAddress! + k, $0.baseAddress!, phrase.count) }) == 0 { return true }
+                    }
                 }
+                return false
             }
-            return false
         }
     }
 
@@ -434,16 +450,23 @@ public struct Cleaner: Sendable {
         }
     }
 
-    /// A bit per two-byte prefix of the boilerplate phrases (nil when a phrase is shorter than two bytes).
+    /// The first-four-byte bitmap of the boilerplate phrases (nil when a phrase is shorter than four bytes).
     static func prefixBits(_ phrases: [[UInt8]]) -> [UInt64]? {
         var bits = [UInt64](repeating: 0, count: 1024)
         for p in phrases where !p.isEmpty {
-            guard p.count >= 2 else { return nil }
-            let key = Int(p[0]) << 8 | Int(p[1])
+            guard p.count >= 4 else { return nil }
+            let key = Int(headKey(head(p, 0)))
             bits[key >> 6] |= 1 << UInt64(key & 63)
         }
         return bits
     }
+
+    @inline(__always) static func head(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+    }
+
+    /// 16 bits of a four-byte head (Fibonacci hashing).
+    @inline(__always) static func headKey(_ head: UInt32) -> UInt32 { (head &* 0x9E37_79B1) >> 16 }
 
     /// Whether `needle` occurs in `hay` (memchr for the first byte, memcmp for the rest; memmem is a GNU
     /// extension that Swift's Glibc module does not export).

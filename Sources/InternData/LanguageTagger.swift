@@ -43,11 +43,14 @@ public enum LanguageTagger {
         var han = 0, kana = 0, hangul = 0, letters = 0, codeSymbols = 0, total = 0
     }
 
+    static let alphabeticScalars = ScalarBitmap { $0.properties.isAlphabetic }
+
     static func scriptCounts(_ u: UnsafeBufferPointer<UInt8>) -> ScriptCounts {
         var han = 0, kana = 0, hangul = 0, letters = 0, codeSymbols = 0, total = 0
         var seen = 0
         var i = 0
         let n = u.count
+        let alphabetic = alphabeticScalars
         while i < n {
             seen += 1
             if seen > 20_000 { break }
@@ -80,7 +83,7 @@ public enum LanguageTagger {
                 kana += 1
             } else if (0xAC00...0xD7AF).contains(v) {
                 hangul += 1
-            } else if (0xC0...0x24F).contains(v) || (Unicode.Scalar(v)?.properties.isAlphabetic ?? false) {
+            } else if (0xC0...0x24F).contains(v) || alphabetic.contains(v) {
                 letters += 1
             }
         }
@@ -101,10 +104,11 @@ public enum LanguageTagger {
         var h = TextStats.fnvOffset
         var inWord = false
         let table = stopWordTable
+        let letterLower = self.letterLower
         for c in u {
-            let letter = c >= 0x80 || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
-            if letter {
-                h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+            let lower = letterLower[Int(c)]
+            if lower != 0 {
+                h = (h ^ UInt64(lower)) &* TextStats.fnvPrime
                 inWord = true
             } else if inWord {
                 words += 1
@@ -124,6 +128,17 @@ public enum LanguageTagger {
         if counts[best] * 20 < words { return "other" }
         return stopWords[best].lang
     }
+
+    /// Per byte: 0 unless it belongs to a word for the stop-word count (an ASCII letter or any byte of a
+    /// non-ASCII scalar), else the byte lower-cased. (Allocated once and never freed.)
+    nonisolated(unsafe) static let letterLower: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for c in 0..<256 {
+            let b = UInt8(c)
+            table[c] = b >= 0x80 ? b : ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A ? b | 0x20 : 0)
+        }
+        return UnsafePointer(table)
+    }()
 
     /// Per ASCII byte, what the tagger counts: bit 0 a letter, bit 1 a code symbol, bit 2 any character
     /// above the space (letters and symbols included).

@@ -61,114 +61,139 @@ public struct MinHasher: Sendable {
     public func datasketchHashes(_ text: String, tokens: inout [UInt64], into out: inout [UInt32]) {
         out.removeAll(keepingCapacity: true)
         tokens.removeAll(keepingCapacity: true)
-        // Full Unicode lower-casing (as Python's str.lower) is slow; ASCII text needs only A-Z mapped.
-        let lower = Self.lowercasedUTF8(text)
-        // Token k is lower[starts[k]..<ends[k]].
-        var starts: [Int32] = [], ends: [Int32] = []
-        starts.reserveCapacity(lower.count / 4)
-        ends.reserveCapacity(lower.count / 4)
-        lower.withUnsafeBufferPointer { u in
-            var start = -1
-            var i = 0
+        var text = text
+        text.withUTF8 { u in
             let n = u.count
+            var joined = JoinedTokens(capacity: n)
+            defer { joined.deallocate() }
+            swap(&joined.tokens, &tokens)
+            defer { swap(&joined.tokens, &tokens) }
+            let table = Self.asciiWordLower
+            let unchanged = Self.unchangedWhenLowercasedBMP
+            var i = 0
             while i < n {
                 let c = u[i]
                 if c < 0x80 {
-                    // ASCII: a word character or a separator.
-                    if (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) {
-                        if start < 0 { start = i }
-                    } else if start >= 0 {
-                        starts.append(Int32(start)); ends.append(Int32(i))
-                        start = -1
-                    }
                     i += 1
+                    let lower = table[Int(c)]
+                    if lower != 0 {
+                        joined.wordByte(lower)
+                    } else if joined.inWord {
+                        joined.endToken()
+                    }
                     continue
                 }
+                // Full Unicode lower-casing (as Python's str.lower, scalar by scalar), skipping the tables
+                // for scalars that cannot change.
                 let (v, len) = LanguageTagger.decodeScalar(u, i)
-                let single = v >= 0x3040 && (LanguageTagger.isHan(v) || (v >= 0x3040 && v <= 0x30FF) || (v >= 0xAC00 && v <= 0xD7AF))
-                if single {
-                    if start >= 0 { starts.append(Int32(start)); ends.append(Int32(i)); start = -1 }
-                    starts.append(Int32(i)); ends.append(Int32(i + len))
-                } else if Self.isWordScalar(v) {
-                    if start < 0 { start = i }
-                } else if start >= 0 {
-                    starts.append(Int32(start)); ends.append(Int32(i))
-                    start = -1
-                }
                 i += len
+                if unchanged.contains(v) {
+                    joined.scalar(v)
+                } else if let s = Unicode.Scalar(v), s.properties.changesWhenLowercased {
+                    for x in s.properties.lowercaseMapping.unicodeScalars { joined.scalar(x.value) }
+                } else {
+                    joined.scalar(v)
+                }
             }
-            if start >= 0 { starts.append(Int32(start)); ends.append(Int32(n)) }
-            for k in starts.indices {
-                var h: UInt64 = 0xcbf2_9ce4_8422_2325
-                for j in Int(starts[k])..<Int(ends[k]) { h = (h ^ UInt64(u[j])) &* 0x100_0000_01b3 }
-                tokens.append(h)
-            }
-            guard !starts.isEmpty else { return }
-            let g = min(ngram, starts.count)
-            let count = starts.count - g + 1
-            out.reserveCapacity(count)
-            out.append(contentsOf: repeatElement(0, count: count))
+            if joined.inWord { joined.endToken() }
+            let count = joined.count
+            guard count > 0 else { return }
+            joined.starts[count] = Int32(joined.end)
+            let g = min(ngram, count)
+            out.append(contentsOf: repeatElement(0, count: count - g + 1))
             out.withUnsafeMutableBufferPointer { o in
-                intern_datasketch_shingle_hashes(u.baseAddress!, starts, ends, Int32(starts.count), Int32(g), o.baseAddress!)
+                intern_datasketch_shingle_hashes(joined.bytes, joined.starts, Int32(count), Int32(g), o.baseAddress!)
             }
         }
     }
+
+    /// A document's lower-cased tokens written one after another, each followed by one space, so that every
+    /// shingle is one contiguous slice (no copying token by token to join them), with each token's FNV-1a hash.
+    /// Lower-casing grows a scalar's UTF-8 by at most half (U+0130 -> "i\u{307}") and each token adds one
+    /// space: 3n bytes suffice for n bytes of text; 64 more let the hashing load whole blocks past the end.
+    struct JoinedTokens {
+        let bytes: UnsafeMutablePointer<UInt8>
+        /// starts[k]: where token k begins in bytes.
+        let starts: UnsafeMutablePointer<Int32>
+        var end = 0
+        var count = 0
+        var inWord = false
+        var hash = MinHasher.fnvOffset
+        var tokens: [UInt64] = []
+
+        init(capacity n: Int) {
+            bytes = .allocate(capacity: 3 * n + 64)
+            starts = .allocate(capacity: n + 2)
+        }
+
+        func deallocate() {
+            bytes.deallocate()
+            starts.deallocate()
+        }
+
+        @inline(__always) mutating func wordByte(_ b: UInt8) {
+            if !inWord {
+                starts[count] = Int32(end)
+                count += 1
+                inWord = true
+            }
+            bytes[end] = b
+            end += 1
+            hash = (hash ^ UInt64(b)) &* MinHasher.fnvPrime
+        }
+
+        @inline(__always) mutating func endToken() {
+            bytes[end] = 0x20
+            end += 1
+            tokens.append(hash)
+            hash = MinHasher.fnvOffset
+            inWord = false
+        }
+
+        /// One lower-cased scalar: Han, kana and Hangul are tokens of their own; other word scalars extend the
+        /// current token; the rest end it.
+        mutating func scalar(_ x: UInt32) {
+            let single = x >= 0x3040 && (LanguageTagger.isHan(x) || x <= 0x30FF || (x >= 0xAC00 && x <= 0xD7AF))
+            if single && inWord { endToken() }
+            guard single || MinHasher.isWordScalar(x) else {
+                if inWord { endToken() }
+                return
+            }
+            if x < 0x80 {
+                wordByte(UInt8(x))
+            } else if x < 0x800 {
+                wordByte(UInt8(0xC0 | x >> 6)); wordByte(UInt8(0x80 | x & 0x3F))
+            } else if x < 0x10000 {
+                wordByte(UInt8(0xE0 | x >> 12)); wordByte(UInt8(0x80 | (x >> 6) & 0x3F)); wordByte(UInt8(0x80 | x & 0x3F))
+            } else {
+                wordByte(UInt8(0xF0 | x >> 18)); wordByte(UInt8(0x80 | (x >> 12) & 0x3F))
+                wordByte(UInt8(0x80 | (x >> 6) & 0x3F)); wordByte(UInt8(0x80 | x & 0x3F))
+            }
+            if single { endToken() }
+        }
+    }
+
+    static let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
+    static let fnvPrime: UInt64 = 0x100_0000_01b3
+    /// Per ASCII byte: its lower-case form when it is a word character (a-z, 0-9 after lower-casing), else 0.
+    /// (Allocated once and never freed, so the hot loop indexes a pointer without an array's checks.)
+    nonisolated(unsafe) static let asciiWordLower: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 128)
+        for c in 0..<128 {
+            let b = UInt8(c)
+            table[c] = b >= 0x41 && b <= 0x5A ? b | 0x20 : ((b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) ? b : 0)
+        }
+        return UnsafePointer(table)
+    }()
 
     /// datasketch's `sha1_hash32`: the first 4 bytes of the SHA-1 digest as a little-endian integer.
     public static func sha1Hash32(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBufferPointer { intern_sha1_hash32($0.baseAddress, $0.count) }
     }
 
-    /// Lower-cases like String.lowercased() (and Python's str.lower), but copies ASCII and CJK scalars,
-    /// which cannot change, without consulting the Unicode tables.
-    static func lowercased(_ text: String) -> String {
-        String(decoding: lowercasedUTF8(text), as: UTF8.self)
-    }
-
-    static func lowercasedUTF8(_ text: String) -> [UInt8] {
-        var text = text
-        var ascii = true
-        var out = text.withUTF8 { u in
-            [UInt8](unsafeUninitializedCapacity: u.count) { o, count in
-                for k in 0..<u.count {
-                    let c = u[k]
-                    if c >= 0x80 { ascii = false; break }
-                    o[k] = c &+ (c &- 0x41 < 26 ? 0x20 : 0)
-                }
-                count = ascii ? u.count : 0
-            }
-        }
-        if ascii { return out }
-        out.reserveCapacity(text.utf8.count + 16)
-        let unchangedBelow800 = Self.unchangedWhenLowercasedBelow800
-        text.withUTF8 { u in
-            var i = 0
-            while i < u.count {
-                let c = u[i]
-                if c < 0x80 {
-                    out.append(c &+ (c &- 0x41 < 26 ? 0x20 : 0))
-                    i += 1
-                    continue
-                }
-                let (v, len) = LanguageTagger.decodeScalar(u, i)
-                if (v < 0x800 && unchangedBelow800[Int(v)]) || (v >= 0x2E80 && v <= 0x9FFF) || (v >= 0xAC00 && v <= 0xD7AF) {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[i..<(i + len)]))
-                } else if let s = Unicode.Scalar(v), s.properties.changesWhenLowercased {
-                    out.append(contentsOf: s.properties.lowercaseMapping.utf8)
-                } else {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: u[i..<(i + len)]))
-                }
-                i += len
-            }
-        }
-        return out
-    }
-
-    /// For the two-byte UTF-8 scalars (Latin, Greek, Cyrillic, ...), whether lower-casing leaves them as they
-    /// are, looked up once rather than in the Unicode tables per character.
-    static let unchangedWhenLowercasedBelow800: [Bool] = (0..<0x800).map { v in
-        Unicode.Scalar(UInt32(v)).map { !$0.properties.changesWhenLowercased } ?? true
-    }
+    /// A bit per Basic Multilingual Plane scalar: whether lower-casing leaves it as it is, looked up once
+    /// (a few milliseconds) rather than in the Unicode tables per character.
+    static let unchangedWhenLowercasedBMP = ScalarBitmap { !$0.properties.changesWhenLowercased }
 
     /// The datasketch-scheme signature of 32-bit shingle hashes.
     public func signature32(hashes: [UInt32], into signature: inout [UInt32]) {
@@ -499,5 +524,27 @@ public struct UnionFind: Sendable {
         if rx == ry { return false }
         if rx < ry { parent[ry] = Int32(rx) } else { parent[rx] = Int32(ry) }
         return true
+    }
+}
+
+/// A bit per Basic Multilingual Plane scalar for a Unicode property, so hot loops test a bit instead of
+/// calling into the Unicode tables; scalars beyond the BMP are looked up.
+struct ScalarBitmap: Sendable {
+    let bits: [UInt64]
+    let property: @Sendable (Unicode.Scalar) -> Bool
+
+    init(_ property: @escaping @Sendable (Unicode.Scalar) -> Bool) {
+        var bits = [UInt64](repeating: 0, count: 0x10000 / 64)
+        for v in 0..<0x10000 {
+            if let s = Unicode.Scalar(UInt32(v)), property(s) { bits[v >> 6] |= 1 << UInt64(v & 63) }
+        }
+        self.bits = bits
+        self.property = property
+    }
+
+    /// Whether scalar value v has the property (false for surrogates and values that are not scalars).
+    @inline(__always) func contains(_ v: UInt32) -> Bool {
+        if v < 0x10000 { return (bits[Int(v >> 6)] >> UInt64(v & 63)) & 1 != 0 }
+        return Unicode.Scalar(v).map(property) ?? false
     }
 }

@@ -4,7 +4,7 @@
 
 /// Statistics of one document's text that the cleaning rules read.
 struct TextStats {
-    struct Line {
+    struct Line: Equatable {
         var chars: Int
         var words: Int
         var endsWithPunctuation: Bool
@@ -62,13 +62,16 @@ struct TextStats {
         self.init(text, chinese: chinese, stopWords: LanguageTagger.StopWordTable([stopWords]))
     }
 
-    init(_ text: String, chinese: Bool, stopWords: LanguageTagger.StopWordTable) {
+    /// `asciiFastPath: false` sends ASCII through the general per-scalar steps too (the reference in tests).
+    init(_ text: String, chinese: Bool, stopWords: LanguageTagger.StopWordTable, asciiFastPath: Bool = true) {
         self.chinese = chinese
         var text = text
         text.withUTF8 { u in
             wordHashes.reserveCapacity(u.count / 5)
             wordLengths.reserveCapacity(u.count / 5)
-            self.scan(u, stopWords: stopWords)
+            Self.asciiTable.withUnsafeBufferPointer { table in
+                scan(u, stopWords: stopWords, asciiTable: table, asciiFastPath: asciiFastPath)
+            }
         }
     }
 
@@ -86,9 +89,31 @@ struct TextStats {
         return h
     }
 
-    mutating func scan(_ u: UnsafeBufferPointer<UInt8>, stopWords: LanguageTagger.StopWordTable) {
+    // Per ASCII byte: its lower-case form (low byte) and class bits (high byte), so the ASCII path, which is
+    // most bytes of most pages, tests one table entry instead of a chain of ranges.
+    static let asciiNewline: UInt16 = 0x100, asciiSpace: UInt16 = 0x200, asciiNonPrintable: UInt16 = 0x400
+    static let asciiAlnum: UInt16 = 0x800
+    static let asciiTable: [UInt16] = (0..<128).map { (c: Int) -> UInt16 in
+        let b = UInt8(c)
+        var entry = UInt16((b >= 0x41 && b <= 0x5A) ? b | 0x20 : b)
+        if b == 0x0A { entry |= asciiNewline }
+        if b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0B || b == 0x0C { entry |= asciiSpace }
+        if (b < 0x20 && b != 0x09 && b != 0x0D && b != 0x0A) || b == 0x7F { entry |= asciiNonPrintable }
+        if isASCIIAlnum(b) { entry |= asciiAlnum }
+        return entry
+    }
+
+    private mutating func scan(
+        _ u: UnsafeBufferPointer<UInt8>, stopWords: LanguageTagger.StopWordTable, asciiTable: UnsafeBufferPointer<UInt16>,
+        asciiFastPath: Bool
+    ) {
         var i = 0
         let n = u.count
+        let chinese = self.chinese
+        // Counters live in locals (written back at the end): as stored properties of self they were loaded and
+        // stored around every append.
+        var words = 0, alphaWords = 0, symbolTokens = 0, stopWordHits = 0
+        var hanChars = 0, chars = 0, nonPrintable = 0, wordChars = 0
         // Current line state.
         var lineChars = 0, lineWords = 0
         var lineHash = Self.fnvOffset
@@ -152,6 +177,49 @@ struct TextStats {
 
         while i < n {
             let c = u[i]
+            if c < 0x80 && asciiFastPath {
+                // The same steps as below for an ASCII scalar, with its classes from the table.
+                i += 1
+                let entry = asciiTable[Int(c)]
+                if entry & Self.asciiNewline != 0 { endLine(); continue }
+                chars += 1
+                if entry & Self.asciiNonPrintable != 0 { nonPrintable += 1 }
+                if entry & Self.asciiSpace != 0 {
+                    endWord()
+                    if lineChars > 0 { lineChars += 1 }
+                    continue
+                }
+                let v = UInt32(c)
+                if lineChars == 0 { firstScalar = v }
+                lineChars += 1
+                lineHash = (lineHash ^ UInt64(v)) &* Self.fnvPrime
+                lastScalars = (lastScalars.1, lastScalars.2, v)
+                let alnum = entry & Self.asciiAlnum != 0
+                if chinese {
+                    if alnum {
+                        inWord = true
+                        wordHash = (wordHash ^ UInt64(entry & 0xFF)) &* Self.fnvPrime
+                        wordLen += 1
+                        if c >= 0x41 { wordHasAlpha = true }
+                    } else {
+                        endWord()
+                        if c == 0x23 { symbolTokens += 1 }
+                    }
+                    continue
+                }
+                inWord = true
+                if c != 0x2E { tokenAllDots = false }
+                if c == 0x23 && wordLen == 0 { symbolTokens += 1 }
+                if !alnum {
+                    pendingPunct += 1
+                    continue
+                }
+                pendingPunct = 0
+                wordHash = (wordHash ^ UInt64(entry & 0xFF)) &* Self.fnvPrime
+                wordLen += 1
+                if c >= 0x41 { wordHasAlpha = true }
+                continue
+            }
             // Decode one scalar.
             var v = UInt32(c)
             var len = 1
@@ -223,6 +291,14 @@ struct TextStats {
         }
         endLine()
         if paraChars > 0 { paragraphs.append((paraHash, paraChars)) }
+        self.words = words
+        self.alphaWords = alphaWords
+        self.symbolTokens = symbolTokens
+        self.stopWordHits = stopWordHits
+        self.hanChars = hanChars
+        self.chars = chars
+        self.nonPrintable = nonPrintable
+        self.wordChars = wordChars
     }
 
     // MARK: Derived measures

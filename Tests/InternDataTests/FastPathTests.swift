@@ -235,4 +235,82 @@ struct FastPathTests {
         let texts = Self.texts + ["a", "a b", " a b c ", "a,b,c,d", String(repeating: "x ", count: 1000), String(repeating: "é.", count: 500), "It's"]
         for text in texts { #expect(SafetyFilter.wordHashes(text) == Self.plainWordHashes(text), "\(text.prefix(40))") }
     }
+
+    /// Texts for the tokenisers: case mappings that change length, long tokens, scripts that are single tokens.
+    static let tokenTexts =
+        texts + [
+            "İstanbul \u{212A}elvin ΑΘΗΝΑ Straße ǅemal", "a", "a b", "A,B;C", String(repeating: "y", count: 80) + " end of it all now",
+            "x " + String(repeating: "中", count: 30) + " 한국어 ひらがな カタカナ",
+            String(repeating: "Word ", count: 60), "ﬁne ﬂour ŉ ǰ ΐ", "\u{1D400}\u{1D401} math 𝐀𝐁 letters", "---", "  ",
+        ]
+
+    @Test func scalarBitmapsMatchTheUnicodeProperties() {
+        for v in UInt32(0)..<0x11_0000 {
+            let s = Unicode.Scalar(v)
+            #expect(MinHasher.unchangedWhenLowercasedBMP.contains(v) == (s.map { !$0.properties.changesWhenLowercased } ?? false))
+            #expect(LanguageTagger.alphabeticScalars.contains(v) == (s?.properties.isAlphabetic ?? false))
+        }
+    }
+
+    @Test func textStatsASCIIPathMatchesTheScalarSteps() {
+        let table = LanguageTagger.StopWordTable([Set(["the", "and", "of", "的", "是"].map(TextStats.wordHash))])
+        for text in Self.tokenTexts + ["#hash tag ... . .. ...\u{0B}\u{0C}\u{7F}\u{01}x", "a#b #c # ##"] {
+            for chinese in [false, true] {
+                let fast = TextStats(text, chinese: chinese, stopWords: table)
+                let plain = TextStats(text, chinese: chinese, stopWords: table, asciiFastPath: false)
+                #expect(fast.lines == plain.lines, "\(text.prefix(30))")
+                #expect(fast.paragraphs.map(\.hash) == plain.paragraphs.map(\.hash) && fast.paragraphs.map(\.chars) == plain.paragraphs.map(\.chars))
+                #expect(fast.wordHashes == plain.wordHashes && fast.wordLengths == plain.wordLengths)
+                let counts = [fast.words, fast.alphaWords, fast.symbolTokens, fast.stopWordHits, fast.hanChars, fast.chars, fast.nonPrintable, fast.wordChars]
+                let plainCounts = [
+                    plain.words, plain.alphaWords, plain.symbolTokens, plain.stopWordHits, plain.hanChars, plain.chars, plain.nonPrintable,
+                    plain.wordChars,
+                ]
+                #expect(counts == plainCounts, "\(text.prefix(30)), chinese \(chinese)")
+            }
+        }
+    }
+
+    /// datasketch's shingles built the plain way: the text lower-cased scalar by scalar, split into tokens,
+    /// each shingle joined by spaces and hashed on its own.
+    static func plainDatasketchHashes(_ text: String, ngram: Int) -> (tokens: [UInt64], hashes: [UInt32]) {
+        var lower = String.UnicodeScalarView()
+        for s in text.unicodeScalars { lower.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars) }
+        var words: [String] = []
+        var current = ""
+        for s in lower {
+            let v = s.value
+            if v >= 0x3040 && (LanguageTagger.isHan(v) || v <= 0x30FF || (v >= 0xAC00 && v <= 0xD7AF)) {
+                if !current.isEmpty { words.append(current) }
+                words.append(String(s))
+                current = ""
+            } else if MinHasher.isWordScalar(v) {
+                current.unicodeScalars.append(s)
+            } else if !current.isEmpty {
+                words.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        let tokens = words.map { w in w.utf8.reduce(TextStats.fnvOffset) { ($0 ^ UInt64($1)) &* TextStats.fnvPrime } }
+        guard !words.isEmpty else { return (tokens, []) }
+        let g = min(ngram, words.count)
+        let hashes = (0...(words.count - g)).map { s in
+            MinHasher.fmix32(MinHasher.sha1Hash32(Array(words[s..<(s + g)].joined(separator: " ").utf8)))
+        }
+        return (tokens, hashes)
+    }
+
+    @Test func datasketchHashesMatchThePlainJoin() {
+        for ngram in [1, 3, 5] {
+            let hasher = MinHasher(numPerm: 16, ngram: ngram, scheme: .datasketch)
+            var tokens: [UInt64] = [], hashes: [UInt32] = []
+            for text in Self.tokenTexts {
+                hasher.datasketchHashes(text, tokens: &tokens, into: &hashes)
+                let plain = Self.plainDatasketchHashes(text, ngram: ngram)
+                #expect(tokens == plain.tokens, "\(text.prefix(30))")
+                #expect(hashes == plain.hashes, "\(text.prefix(30)), ngram \(ngram)")
+            }
+        }
+    }
 }

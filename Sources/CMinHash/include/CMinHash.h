@@ -16,11 +16,12 @@ void intern_minhash_update32(uint32_t *sig, const uint32_t *a, const uint32_t *b
 /// The first 4 bytes of the SHA-1 digest of data[0..<len], little-endian (datasketch's sha1_hash32).
 uint32_t intern_sha1_hash32(const uint8_t *data, long len);
 
-/// datasketch's shingle hashes in one call: shingle s (0 <= s <= tokens - g) is the g tokens from s joined by
-/// single spaces, token k being text[starts[k]..<ends[k]]; out[s] = fmix32(sha1_hash32(shingle)). Short
-/// shingles are hashed two at a time (two SHA-1 chains interleaved).
-void intern_datasketch_shingle_hashes(const uint8_t *text, const int32_t *starts, const int32_t *ends, int tokens, int g,
-                                      uint32_t *out);
+/// datasketch's shingle hashes in one call, over the document's tokens written one after another, each followed
+/// by one space: token k starts at joined[starts[k]], and starts[tokens] is the end of the last one's space.
+/// Shingle s (0 <= s <= tokens - g) is then the contiguous bytes from starts[s] to starts[s + g] - 1 (g tokens
+/// joined by single spaces); out[s] = fmix32(sha1_hash32(shingle)). joined must be readable for 64 bytes past
+/// starts[tokens]. Short shingles are hashed two at a time (two SHA-1 chains interleaved).
+void intern_datasketch_shingle_hashes(const uint8_t *joined, const int32_t *starts, int tokens, int g, uint32_t *out);
 
 /// 1 when the AVX2 path is used.
 int intern_minhash_uses_avx2(void);
