@@ -349,12 +349,16 @@ public final class AtomicWriter {
     private var deflater: UnsafeMutablePointer<z_stream>?
     private var zstd: OpaquePointer?
     private var finished = false
+    private let durable: Bool
     /// Uncompressed bytes written so far.
     public private(set) var bytesWritten = 0
 
-    /// Opens a writer; "-" writes to standard output without a temporary file.
-    public init(path: String, compressionLevel: Int32 = 6) throws(DatasetError) {
+    /// Opens a writer; "-" writes to standard output without a temporary file. `durable: false` skips the
+    /// fsync before the rename, for intermediate files whose completeness is checked another way (an
+    /// interrupted process loses nothing written; only a crash of the machine could).
+    public init(path: String, compressionLevel: Int32 = 6, durable: Bool = true) throws(DatasetError) {
         self.path = path
+        self.durable = durable
         if path == "-" {
             tempPath = "-"
             fd = 1
@@ -479,7 +483,7 @@ public final class AtomicWriter {
         try flush(final: true)
         finished = true
         if fd > 2 {
-            if fsync(fd) != 0 && errno != EINVAL { throw .io(file: path, message: "fsync failed") }
+            if durable && fsync(fd) != 0 && errno != EINVAL { throw .io(file: path, message: "fsync failed") }
             close(fd)
             if rename(tempPath, path) != 0 {
                 throw .io(file: path, message: "cannot rename \(tempPath) into place: \(String(cString: strerror(errno)))")

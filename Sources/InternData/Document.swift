@@ -211,8 +211,9 @@ public final class DocumentWriter {
     private var buffer: [UInt8] = []
     public private(set) var documents = 0
 
-    public init(path: String) throws(DatasetError) {
-        writer = try AtomicWriter(path: path)
+    /// `durable: false` skips the fsync before the rename (see `AtomicWriter`).
+    public init(path: String, durable: Bool = true) throws(DatasetError) {
+        writer = try AtomicWriter(path: path, durable: durable)
     }
 
     public var bytesWritten: Int { writer.bytesWritten + buffer.count }

@@ -69,7 +69,7 @@ public struct MinHasher: Sendable {
             swap(&joined.tokens, &tokens)
             defer { swap(&joined.tokens, &tokens) }
             let table = Self.asciiWordLower
-            let unchanged = Self.unchangedWhenLowercasedBMP
+            let unchanged = Self.unchangedWhenLowercased
             var i = 0
             while i < n {
                 let c = u[i]
@@ -87,7 +87,8 @@ public struct MinHasher: Sendable {
                 // for scalars that cannot change.
                 let (v, len) = LanguageTagger.decodeScalar(u, i)
                 i += len
-                if unchanged.contains(v) {
+                // (CJK and Hangul, caseless, skip the lookup.)
+                if v < ScalarBitmap.limit ? unchanged.contains(v) : (v <= 0x9FFF || (v >= 0xAC00 && v <= 0xD7AF) || unchanged.contains(v)) {
                     joined.scalar(v)
                 } else if let s = Unicode.Scalar(v), s.properties.changesWhenLowercased {
                     for x in s.properties.lowercaseMapping.unicodeScalars { joined.scalar(x.value) }
@@ -191,9 +192,9 @@ public struct MinHasher: Sendable {
         bytes.withUnsafeBufferPointer { intern_sha1_hash32($0.baseAddress, $0.count) }
     }
 
-    /// A bit per Basic Multilingual Plane scalar: whether lower-casing leaves it as it is, looked up once
-    /// (a few milliseconds) rather than in the Unicode tables per character.
-    static let unchangedWhenLowercasedBMP = ScalarBitmap { !$0.properties.changesWhenLowercased }
+    /// Whether lower-casing leaves a scalar as it is, for most scalars looked up once rather than in the
+    /// Unicode tables per character.
+    static let unchangedWhenLowercased = ScalarBitmap { !$0.properties.changesWhenLowercased }
 
     /// The datasketch-scheme signature of 32-bit shingle hashes.
     public func signature32(hashes: [UInt32], into signature: inout [UInt32]) {
@@ -257,13 +258,14 @@ public struct MinHasher: Sendable {
             var inWord = false
             var i = 0
             let n = u.count
+            let table = Self.asciiWordLower
             while i < n {
                 let c = u[i]
                 if c < 0x80 {
                     i += 1
-                    let isUpper = c >= 0x41 && c <= 0x5A
-                    if isUpper || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) {
-                        h = (h ^ UInt64(isUpper ? c | 0x20 : c)) &* 0x100_0000_01b3
+                    let lower = table[Int(c)]
+                    if lower != 0 {
+                        h = (h ^ UInt64(lower)) &* 0x100_0000_01b3
                         inWord = true
                     } else if inWord {
                         tokens.append(h)
@@ -524,27 +526,5 @@ public struct UnionFind: Sendable {
         if rx == ry { return false }
         if rx < ry { parent[ry] = Int32(rx) } else { parent[rx] = Int32(ry) }
         return true
-    }
-}
-
-/// A bit per Basic Multilingual Plane scalar for a Unicode property, so hot loops test a bit instead of
-/// calling into the Unicode tables; scalars beyond the BMP are looked up.
-struct ScalarBitmap: Sendable {
-    let bits: [UInt64]
-    let property: @Sendable (Unicode.Scalar) -> Bool
-
-    init(_ property: @escaping @Sendable (Unicode.Scalar) -> Bool) {
-        var bits = [UInt64](repeating: 0, count: 0x10000 / 64)
-        for v in 0..<0x10000 {
-            if let s = Unicode.Scalar(UInt32(v)), property(s) { bits[v >> 6] |= 1 << UInt64(v & 63) }
-        }
-        self.bits = bits
-        self.property = property
-    }
-
-    /// Whether scalar value v has the property (false for surrogates and values that are not scalars).
-    @inline(__always) func contains(_ v: UInt32) -> Bool {
-        if v < 0x10000 { return (bits[Int(v >> 6)] >> UInt64(v & 63)) & 1 != 0 }
-        return Unicode.Scalar(v).map(property) ?? false
     }
 }

@@ -81,6 +81,9 @@ public struct PipelineReport: Codable, Sendable {
     public var inputBytes = 0
     public var megabytesPerSecond = 0.0
     public var shard = "0/1"
+    /// The size of phase 1's output, in the work folder's phase marker only: that file is not synced to disk,
+    /// so --resume checks it is whole.
+    public var intermediateBytes: Int?
 }
 
 public struct Pipeline {
@@ -89,7 +92,7 @@ public struct Pipeline {
     public var shard = Shard.all
     public var threads = 0
     /// Bytes of JSON Lines a worker takes at a time (whole lines; a longer line comes whole).
-    public var chunkSize = 1 << 20
+    public var chunkSize = 1 << 18
     /// JSON Lines inputs are parsed by the workers, in chunks (off: the reading thread parses, for tests).
     var readsInChunks = true
     /// Keeps intermediate files here (default: a folder next to the output, removed at the end).
@@ -147,6 +150,8 @@ public struct Pipeline {
         var bad = BadInputLog()
         var dedupConfig = config.dedup
         dedupConfig.threads = threads
+        // One deduplicator for both phases (choosing bands x rows integrates the S-curve: milliseconds, serial).
+        let deduplicator: Deduplicator? = dedupIndex == nil ? nil : try Deduplicator(config: dedupConfig)
         // Dedup keys computed by phase 1's workers (nil when phase 1 was resumed from the work folder).
         var phase1Keys: Deduplicator.CollectedKeys?
 
@@ -154,9 +159,10 @@ public struct Pipeline {
         let phase1 = dedupIndex == nil ? config.output : work + "/phase1.jsonl"
         let phase1Report = work + "/phase1.report.json"
         if resume, dedupIndex != nil, let saved = try? JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: URL(fileURLWithPath: phase1Report))),
-            FileManager.default.fileExists(atPath: phase1)
+            let size = (try? FileManager.default.attributesOfItem(atPath: phase1))?[.size] as? Int, size == saved.intermediateBytes
         {
             report = saved
+            report.intermediateBytes = nil
         } else {
             var formatter = DocumentFormatter(
                 options: {
@@ -171,12 +177,13 @@ public struct Pipeline {
             var runner = StageRunner(filters: filters, threads: threads)
             runner.samplesPerStage = config.samplesPerStage
             runner.tagLanguage = true
-            if dedupIndex != nil {
-                let dedup = try Deduplicator(config: dedupConfig)
+            if let dedup = deduplicator {
                 runner.dedup = dedup
                 runner.collectedKeys.buckets = dedup.makeBuckets(directory: dedupConfig.spillDirectory.isEmpty ? work : nil)
             }
-            let writer = try DocumentWriter(path: phase1)
+            // The intermediate file is not synced (its fsync stalled both cores): the phase marker records its
+            // size instead.
+            let writer = try DocumentWriter(path: phase1, durable: dedupIndex == nil)
             if readsInChunks && shard == .all && config.inputs.allSatisfy({ InputFormat.guess(path: $0) == .jsonl }) {
                 // JSON Lines: the workers parse too (see ChunkRunner.swift).
                 var parsing = LineParsing()
@@ -222,7 +229,9 @@ public struct Pipeline {
             report.badInputCount = bad.count
             report.badInputExamples = bad.examples
             // Written after phase 1's output is complete: its presence marks the phase as done for --resume.
-            if dedupIndex != nil, let data = try? JSONEncoder().encode(report) {
+            var marker = report
+            marker.intermediateBytes = writer.bytesWritten
+            if dedupIndex != nil, let data = try? JSONEncoder().encode(marker) {
                 let w = try AtomicWriter(path: phase1Report)
                 try w.write(Array(data))
                 try w.finish()
@@ -230,9 +239,8 @@ public struct Pipeline {
         }
 
         // Phase 2: dedup, then the streaming stages after it.
-        if dedupIndex != nil {
+        if let dedup = deduplicator {
             let dedupStart = Date()
-            let dedup = try Deduplicator(config: dedupConfig)
             var collected: Deduplicator.CollectedKeys
             if let phase1Keys {
                 collected = phase1Keys

@@ -108,6 +108,18 @@ public struct SafetyFilter: DocumentFilter {
 
     /// Hashes of the words of `text`: runs of ASCII letters, digits, apostrophes and non-ASCII bytes, with
     /// ASCII lower-cased (byte-level, so no Unicode tables on the hot path).
+    /// Per byte: 0 unless it belongs to a word (ASCII letters, digits, the apostrophe, any byte of a non-ASCII
+    /// scalar), else the byte lower-cased. (Allocated once and never freed.)
+    nonisolated(unsafe) static let wordLower: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for c in 0..<256 {
+            let b = UInt8(c)
+            let word = b >= 0x80 || b == 0x27 || (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A)
+            table[c] = word ? (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) : 0
+        }
+        return UnsafePointer(table)
+    }()
+
     static func wordHashes(_ text: String) -> [UInt64] {
         var text = text
         return text.withUTF8 { u in
@@ -117,10 +129,11 @@ public struct SafetyFilter: DocumentFilter {
                 var n = 0
                 var h = TextStats.fnvOffset
                 var inWord = false
+                let wordLower = Self.wordLower
                 for c in u {
-                    let isWord = c >= 0x80 || c == 0x27 || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
-                    if isWord {
-                        h = (h ^ UInt64(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)) &* TextStats.fnvPrime
+                    let lower = wordLower[Int(c)]
+                    if lower != 0 {
+                        h = (h ^ UInt64(lower)) &* TextStats.fnvPrime
                         inWord = true
                     } else if inWord {
                         out[n] = h

@@ -247,7 +247,7 @@ struct FastPathTests {
     @Test func scalarBitmapsMatchTheUnicodeProperties() {
         for v in UInt32(0)..<0x11_0000 {
             let s = Unicode.Scalar(v)
-            #expect(MinHasher.unchangedWhenLowercasedBMP.contains(v) == (s.map { !$0.properties.changesWhenLowercased } ?? false))
+            #expect(MinHasher.unchangedWhenLowercased.contains(v) == (s.map { !$0.properties.changesWhenLowercased } ?? false))
             #expect(LanguageTagger.alphabeticScalars.contains(v) == (s?.properties.isAlphabetic ?? false))
         }
     }
@@ -311,6 +311,19 @@ struct FastPathTests {
                 #expect(tokens == plain.tokens, "\(text.prefix(30))")
                 #expect(hashes == plain.hashes, "\(text.prefix(30)), ngram \(ngram)")
             }
+        }
+    }
+
+    @Test func loremIpsumSearchMatchesThePlainOne() {
+        let cleaner = Cleaner(config: CleanConfig())
+        var texts = Self.texts + ["lorem ipsum", "LOREM IPSUM", "Lorem Ipsum", "lorem  ipsum", "lorem ipsu", "orem ipsum", "lorem-ipsum"]
+        for pad in 0..<20 {
+            let filler = String(repeating: "ps lp ", count: pad / 3) + String(repeating: "x", count: pad)
+            texts += [filler + "lorem ipsum", "lorem ipsum" + filler, filler + "Lorem ipsum dolor" + filler, filler + "lorem ipsun" + filler]
+        }
+        for text in texts {
+            let plain = String(decoding: text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self).contains("lorem ipsum")
+            #expect(cleaner.containsLoremIpsum(text) == plain, "\(text.prefix(40))")
         }
     }
 }
