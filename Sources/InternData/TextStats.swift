@@ -67,11 +67,21 @@ struct TextStats {
         self.chinese = chinese
         var text = text
         text.withUTF8 { u in
-            wordHashes.reserveCapacity(u.count / 5)
-            wordLengths.reserveCapacity(u.count / 5)
-            Self.asciiTable.withUnsafeBufferPointer { table in
-                scan(u, stopWords: stopWords, asciiTable: table, asciiFastPath: asciiFastPath)
+            // Words go to buffers of the most a text can hold, n / 2 + 1 (each needs a byte and a separator, or
+            // is a three-byte Han character), then into the arrays: appending checked uniqueness and capacity
+            // per word.
+            let capacity = u.count / 2 + 1
+            let hashes = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+            let lengths = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+            defer {
+                hashes.deallocate()
+                lengths.deallocate()
             }
+            Self.asciiTable.withUnsafeBufferPointer { table in
+                scan(u, stopWords: stopWords, asciiTable: table, asciiFastPath: asciiFastPath, hashes: hashes, lengths: lengths)
+            }
+            wordHashes = Array(UnsafeBufferPointer(start: hashes, count: words))
+            wordLengths = Array(UnsafeBufferPointer(start: lengths, count: words))
         }
     }
 
@@ -105,7 +115,7 @@ struct TextStats {
 
     private mutating func scan(
         _ u: UnsafeBufferPointer<UInt8>, stopWords: LanguageTagger.StopWordTable, asciiTable: UnsafeBufferPointer<UInt16>,
-        asciiFastPath: Bool
+        asciiFastPath: Bool, hashes: UnsafeMutablePointer<UInt64>, lengths: UnsafeMutablePointer<Int32>
     ) {
         var i = 0
         let n = u.count
@@ -132,10 +142,10 @@ struct TextStats {
         func endWord() {
             if inWord {
                 if wordLen > 0 {
+                    hashes[words] = wordHash
+                    lengths[words] = Int32(wordLen)
                     words += 1
                     if wordHasAlpha { alphaWords += 1 }
-                    wordHashes.append(wordHash)
-                    wordLengths.append(Int32(wordLen))
                     wordChars += wordLen
                     if stopWords.lookup(wordHash) != 0 { stopWordHits += 1 }
                     lineWords += 1
