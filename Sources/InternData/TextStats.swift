@@ -330,13 +330,17 @@ struct TextStats {
             mask = size - 1
         }
 
-        /// Empties the table, growing it to hold `capacity` keys.
+        /// Empties the table for `capacity` keys: it grows when needed, and when fewer keys come it uses (and
+        /// clears) only a prefix of its storage, so the n-gram passes, whose candidates shrink, clear less.
         mutating func reset(capacity: Int) {
-            if capacity * 2 > keys.count {
+            var size = 16
+            while size < capacity * 2 { size <<= 1 }
+            if size > keys.count {
                 self = HashCounter(capacity: capacity)
                 return
             }
-            keys.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            mask = size - 1
+            keys.withUnsafeMutableBufferPointer { UnsafeMutableBufferPointer(rebasing: $0[0..<size]).update(repeating: 0) }
         }
 
         /// Adds one occurrence of `key`; returns the slot (whose count is now at least 1).
@@ -498,7 +502,7 @@ struct NgramRepetition {
         let count = stats.wordHashes.count
         guard count >= size, stats.wordChars > 0 else { return 0 }
         advance(to: size)
-        table.reset(capacity: count)
+        table.reset(capacity: positions.count)
         slots.removeAll(keepingCapacity: true)
         var best: (count: Int32, chars: Int32) = (0, 0)
         for i in 0..<positions.count {
@@ -521,7 +525,7 @@ struct NgramRepetition {
         let count = stats.wordHashes.count
         guard count >= size, stats.wordChars > 0 else { return 0 }
         advance(to: size)
-        table.reset(capacity: count)
+        table.reset(capacity: positions.count)
         slots.removeAll(keepingCapacity: true)
         var covered = 0
         var coveredUntil = 0  // spans start in increasing order, so their union grows at the end only
