@@ -201,33 +201,61 @@ struct TextStats {
                 }
                 let v = UInt32(c)
                 if lineChars == 0 { firstScalar = v }
+                if !chinese {
+                    // The whole run of ASCII up to the next space, newline or non-ASCII byte, in one loop over a
+                    // few locals: the state that the word and line ends share lives in memory, and carrying the
+                    // two hashes through it cost a store and a reload per byte.
+                    var lh = lineHash
+                    var wh = wordHash, wl = wordLen, pp = pendingPunct
+                    var alpha = wordHasAlpha, dots = tokenAllDots
+                    var np = 0, sym = 0
+                    var k = i - 1  // c, which chars and nonPrintable already count
+                    repeat {
+                        let b = u[k]
+                        let e = asciiTable[Int(b)]
+                        lh = (lh ^ UInt64(b)) &* Self.fnvPrime
+                        np &+= Int(truncatingIfNeeded: (e >> 10) & 1)
+                        dots = dots && b == 0x2E
+                        if e & Self.asciiAlnum != 0 {
+                            pp = 0
+                            wh = (wh ^ UInt64(e & 0xFF)) &* Self.fnvPrime
+                            wl &+= 1
+                            alpha = alpha || b >= 0x41
+                        } else {
+                            if b == 0x23 && wl == 0 { sym &+= 1 }
+                            pp &+= 1
+                        }
+                        k += 1
+                    } while k < n && u[k] < 0x80 && asciiTable[Int(u[k])] & (Self.asciiNewline | Self.asciiSpace) == 0
+                    let run = k - (i - 1)
+                    chars += run - 1
+                    nonPrintable += np - Int(truncatingIfNeeded: (entry >> 10) & 1)
+                    lineChars += run
+                    symbolTokens += sym
+                    lineHash = lh
+                    (wordHash, wordLen, pendingPunct, wordHasAlpha, tokenAllDots) = (wh, wl, pp, alpha, dots)
+                    inWord = true
+                    switch run {
+                    case 1: lastScalars = (lastScalars.1, lastScalars.2, v)
+                    case 2: lastScalars = (lastScalars.2, UInt32(u[k - 2]), UInt32(u[k - 1]))
+                    default: lastScalars = (UInt32(u[k - 3]), UInt32(u[k - 2]), UInt32(u[k - 1]))
+                    }
+                    i = k
+                    continue
+                }
                 lineChars += 1
                 lineHash = (lineHash ^ UInt64(v)) &* Self.fnvPrime
                 lastScalars = (lastScalars.1, lastScalars.2, v)
-                let alnum = entry & Self.asciiAlnum != 0
-                if chinese {
-                    if alnum {
-                        inWord = true
-                        wordHash = (wordHash ^ UInt64(entry & 0xFF)) &* Self.fnvPrime
-                        wordLen += 1
-                        if c >= 0x41 { wordHasAlpha = true }
-                    } else {
-                        endWord()
-                        if c == 0x23 { symbolTokens += 1 }
-                    }
-                    continue
+                // Chinese: ASCII letters and digits make words; anything else ends one.
+                if entry & Self.asciiAlnum != 0 {
+                    inWord = true
+                    wordHash = (wordHash ^ UInt64(entry & 0xFF)) &* Self.fnvPrime
+                    wordLen += 1
+                    if c >= 0x41 { wordHasAlpha = true }
+                } else {
+                    endWord()
+                    if c == 0x23 { symbolTokens += 1 }
                 }
-                inWord = true
-                if c != 0x2E { tokenAllDots = false }
-                if c == 0x23 && wordLen == 0 { symbolTokens += 1 }
-                if !alnum {
-                    pendingPunct += 1
-                    continue
-                }
-                pendingPunct = 0
-                wordHash = (wordHash ^ UInt64(entry & 0xFF)) &* Self.fnvPrime
-                wordLen += 1
-                if c >= 0x41 { wordHasAlpha = true }
                 continue
             }
             // Decode one scalar.

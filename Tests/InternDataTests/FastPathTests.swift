@@ -254,7 +254,10 @@ struct FastPathTests {
 
     @Test func textStatsASCIIPathMatchesTheScalarSteps() {
         let table = LanguageTagger.StopWordTable([Set(["the", "and", "of", "的", "是"].map(TextStats.wordHash))])
-        for text in Self.tokenTexts + ["#hash tag ... . .. ...\u{0B}\u{0C}\u{7F}\u{01}x", "a#b #c # ##"] {
+        for text in Self.tokenTexts + [
+            "#hash tag ... . .. ...\u{0B}\u{0C}\u{7F}\u{01}x", "a#b #c # ##", "a.\nab!\nabc?\n..\n...\nx …\n#a ## a#", "é.. x\u{01}y z…",
+            "a", "ab", "abc", ".", "..", "x\u{0B}y", "end with punct!!", "中文abc.中", "1 2 3 four five.",
+        ] {
             for chinese in [false, true] {
                 let fast = TextStats(text, chinese: chinese, stopWords: table)
                 let plain = TextStats(text, chinese: chinese, stopWords: table, asciiFastPath: false)
