@@ -121,7 +121,7 @@ public struct Cleaner: Sendable {
             })
         phrases = config.boilerplatePhrases.map { Array($0.lowercased().utf8) }
         phrasePrefixes = Self.prefixBits(phrases)
-        phraseHeads = phrases.map { $0.count >= 4 ? Self.head($0, 0) : 0 }
+        phraseHeads = phrases.map { $0.count >= 4 ? Self.head($0) : 0 }
         stopWordTables = stopWordHashes.mapValues { LanguageTagger.StopWordTable([$0]) }
         zhStopWordTable = LanguageTagger.StopWordTable([zhStopWords])
     }
@@ -467,14 +467,15 @@ public struct Cleaner: Sendable {
         var bits = [UInt64](repeating: 0, count: 1024)
         for p in phrases where !p.isEmpty {
             guard p.count >= 4 else { return nil }
-            let key = Int(headKey(head(p, 0)))
+            let key = Int(headKey(head(p)))
             bits[key >> 6] |= 1 << UInt64(key & 63)
         }
         return bits
     }
 
-    @inline(__always) static func head(_ bytes: [UInt8], _ at: Int) -> UInt32 {
-        UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+    /// A phrase's first four bytes as one little-endian integer.
+    static func head(_ bytes: [UInt8]) -> UInt32 {
+        UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
     }
 
     /// 16 bits of a four-byte head (Fibonacci hashing).

@@ -130,15 +130,10 @@ public enum LanguageTagger {
     }
 
     /// Per byte: 0 unless it belongs to a word for the stop-word count (an ASCII letter or any byte of a
-    /// non-ASCII scalar), else the byte lower-cased. (Allocated once and never freed.)
-    nonisolated(unsafe) static let letterLower: UnsafePointer<UInt8> = {
-        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
-        for c in 0..<256 {
-            let b = UInt8(c)
-            table[c] = b >= 0x80 ? b : ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A ? b | 0x20 : 0)
-        }
-        return UnsafePointer(table)
-    }()
+    /// non-ASCII scalar), else the byte lower-cased.
+    nonisolated(unsafe) static let letterLower = ByteTable.make { b in
+        b >= 0x80 ? b : ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A ? b | 0x20 : 0)
+    }
 
     /// Per ASCII byte, what the tagger counts: bit 0 a letter, bit 1 a code symbol, bit 2 any character
     /// above the space (letters and symbols included).

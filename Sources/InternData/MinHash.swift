@@ -88,7 +88,7 @@ public struct MinHasher: Sendable {
                 let (v, len) = LanguageTagger.decodeScalar(u, i)
                 i += len
                 // (CJK and Hangul, caseless, skip the lookup.)
-                if v < ScalarBitmap.limit ? unchanged.contains(v) : (v <= 0x9FFF || (v >= 0xAC00 && v <= 0xD7AF) || unchanged.contains(v)) {
+                if (v >= 0x3040 && v <= 0x9FFF) || (v >= 0xAC00 && v <= 0xD7AF) || unchanged.contains(v) {
                     joined.scalar(v)
                 } else if let s = Unicode.Scalar(v), s.properties.changesWhenLowercased {
                     for x in s.properties.lowercaseMapping.unicodeScalars { joined.scalar(x.value) }
@@ -119,7 +119,7 @@ public struct MinHasher: Sendable {
         var end = 0
         var count = 0
         var inWord = false
-        var hash = MinHasher.fnvOffset
+        var hash = TextStats.fnvOffset
         var tokens: [UInt64] = []
 
         init(capacity n: Int) {
@@ -140,14 +140,14 @@ public struct MinHasher: Sendable {
             }
             bytes[end] = b
             end += 1
-            hash = (hash ^ UInt64(b)) &* MinHasher.fnvPrime
+            hash = (hash ^ UInt64(b)) &* TextStats.fnvPrime
         }
 
         @inline(__always) mutating func endToken() {
             bytes[end] = 0x20
             end += 1
             tokens.append(hash)
-            hash = MinHasher.fnvOffset
+            hash = TextStats.fnvOffset
             inWord = false
         }
 
@@ -174,18 +174,10 @@ public struct MinHasher: Sendable {
         }
     }
 
-    static let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
-    static let fnvPrime: UInt64 = 0x100_0000_01b3
     /// Per ASCII byte: its lower-case form when it is a word character (a-z, 0-9 after lower-casing), else 0.
-    /// (Allocated once and never freed, so the hot loop indexes a pointer without an array's checks.)
-    nonisolated(unsafe) static let asciiWordLower: UnsafePointer<UInt8> = {
-        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 128)
-        for c in 0..<128 {
-            let b = UInt8(c)
-            table[c] = b >= 0x41 && b <= 0x5A ? b | 0x20 : ((b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) ? b : 0)
-        }
-        return UnsafePointer(table)
-    }()
+    nonisolated(unsafe) static let asciiWordLower = ByteTable.make(count: 128) { b in
+        b >= 0x41 && b <= 0x5A ? b | 0x20 : ((b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) ? b : 0)
+    }
 
     /// datasketch's `sha1_hash32`: the first 4 bytes of the SHA-1 digest as a little-endian integer.
     public static func sha1Hash32(_ bytes: [UInt8]) -> UInt32 {

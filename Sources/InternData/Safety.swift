@@ -109,16 +109,11 @@ public struct SafetyFilter: DocumentFilter {
     /// Hashes of the words of `text`: runs of ASCII letters, digits, apostrophes and non-ASCII bytes, with
     /// ASCII lower-cased (byte-level, so no Unicode tables on the hot path).
     /// Per byte: 0 unless it belongs to a word (ASCII letters, digits, the apostrophe, any byte of a non-ASCII
-    /// scalar), else the byte lower-cased. (Allocated once and never freed.)
-    nonisolated(unsafe) static let wordLower: UnsafePointer<UInt8> = {
-        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
-        for c in 0..<256 {
-            let b = UInt8(c)
-            let word = b >= 0x80 || b == 0x27 || (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A)
-            table[c] = word ? (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) : 0
-        }
-        return UnsafePointer(table)
-    }()
+    /// scalar), else the byte lower-cased.
+    nonisolated(unsafe) static let wordLower = ByteTable.make { b in
+        let word = b >= 0x80 || b == 0x27 || (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A)
+        return word ? (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) : 0
+    }
 
     static func wordHashes(_ text: String) -> [UInt64] {
         var text = text

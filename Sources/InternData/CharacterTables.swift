@@ -1,4 +1,15 @@
-// Unicode properties as bitmaps for the per-character loops of the data stages.
+// Character classes as lookup tables for the per-character loops of the data stages: Unicode properties as
+// bitmaps, and per-byte tables.
+
+/// A table of one byte per byte value (or per ASCII byte), allocated once and never freed, so the hot loops
+/// index a pointer without an array's checks.
+enum ByteTable {
+    static func make(count: Int = 256, _ entry: (UInt8) -> UInt8) -> UnsafePointer<UInt8> {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
+        for c in 0..<count { table[c] = entry(UInt8(c)) }
+        return UnsafePointer(table)
+    }
+}
 
 /// A bit per scalar below U+3040 (the alphabets, punctuation and symbols of most text, and CJK punctuation)
 /// and per halfwidth/fullwidth form (U+FF00-U+FFFF) for a Unicode property, so hot loops test a bit instead of
