@@ -97,6 +97,12 @@ public func matMulQuantizedInt16(
         quantizeActivations16(input, count: tokens * cols, q: q, scales: scales, sums: sums)
         #if INTERNKIT_AVX512
             if type != .q6_K { interleavePairs(q, tokens: tokens, cols: cols) }
+        #elseif INTERNKIT_FMA
+            switch type {
+            case .q4_0, .q4_1: arrange(q, tokens: tokens, cols: cols, layout: ActivationLayout.nibblePairs)
+            case .q6_K: arrange(q, tokens: tokens, cols: cols, layout: ActivationLayout.evenOdd)
+            default: break
+            }
         #endif
         let x = Int16Activations(q: q, scales: scales, sums: sums, cols: cols)
         let body = { (range: Range<Int>, _: Int) in
@@ -132,6 +138,41 @@ func interleavePairs(_ q: UnsafeMutablePointer<Int16>, tokens: Int, cols: Int) {
     }
 }
 
+/// Orders of the activations within a group of 256 (eight blocks) for the AVX2 kernels, which split the
+/// weights' bytes as 16-bit words (shifts and masks) instead of widening them byte by byte (`vpmovzxbw`
+/// and `vphaddd` trees compete for one shuffle port): entry i is the source index of position i.
+enum ActivationLayout {
+    /// Q4_0/Q4_1: a word of nibble bytes 2j, 2j + 1 holds weights 2j, 2j + 16, 2j + 1, 2j + 17 (bits 0, 4, 8,
+    /// 12). Blocks k and k + 4 share one register (16 bytes each), so per pair k: four runs of 16, the
+    /// even, even + 16, odd and odd + 16 activations of block k (8) then of block k + 4 (8). Three `vphaddd`
+    /// then leave the eight block sums in block order.
+    static let nibblePairs: [Int] = (0..<256).map { i in
+        let pair = i / 64, run = i % 64 / 16, lane = i % 16
+        let block = lane < 8 ? pair : pair + 4, j = lane % 8
+        let element = [2 * j, 2 * j + 16, 2 * j + 1, 2 * j + 17][run]
+        return block * 32 + element
+    }
+    /// Q6_K: per block of 32, the even activations then the odd ones (the even and odd bytes of a 32-weight
+    /// quarter, sign-extended from words).
+    static let evenOdd: [Int] = (0..<256).map { i in i / 32 * 32 + (i % 32 < 16 ? 2 * (i % 16) : 2 * (i % 16) + 1) }
+}
+
+/// Reorders each token's quantized activations by `layout` in every whole group of 256; the columns after
+/// the last whole group keep their order (the kernels take those blocks one by one).
+func arrange(_ q: UnsafeMutablePointer<Int16>, tokens: Int, cols: Int, layout: [Int]) {
+    withUnsafeTemporaryAllocation(of: Int16.self, capacity: 256) { group in
+        layout.withUnsafeBufferPointer { source in
+            for t in 0..<tokens {
+                for g in 0..<(cols / 256) {
+                    let base = q + (t &* cols &+ g &* 256)
+                    for i in 0..<256 { group[i] = base[i] }
+                    for i in 0..<256 { base[i] = group[source[i]] }
+                }
+            }
+        }
+    }
+}
+
 /// Tokens quantized by `quantizeActivations16`.
 struct Int16Activations {
     let q: UnsafePointer<Int16>
@@ -151,6 +192,8 @@ struct Int16Activations {
         static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float)
         /// m_w: none (Q8_0), −8·d_w (Q4_0) or the f16 at byte 2 (Q4_1).
         static var offset: BlockOffset { get }
+        /// Where a block's 16 bytes of nibbles start (Q4_0, Q4_1); nil for Q8_0.
+        static var nibbleStart: Int? { get }
         /// d_w of the eight blocks of a group starting at `first`.
         static func groupScales(_ first: UnsafeRawPointer) -> __m256
         #if INTERNKIT_AVX512
@@ -200,6 +243,7 @@ struct Int16Activations {
         }
         @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), 0) }
         static var offset: BlockOffset { .none }
+        static var nibbleStart: Int? { nil }
         #if INTERNKIT_AVX512
             @inline(__always) static func groupScales(_ first: UnsafeRawPointer) -> __m256 { groupScalesByPermute(first, bytes: 34) }
             @inline(__always) static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
@@ -237,6 +281,7 @@ struct Int16Activations {
             return (d, -8 * d)
         }
         static var offset: BlockOffset { .minusEightScales }
+        static var nibbleStart: Int? { 2 }
         #if INTERNKIT_AVX512
             @inline(__always) static func groupScales(_ first: UnsafeRawPointer) -> __m256 { groupScalesByPermute(first, bytes: 18) }
             @inline(__always) static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
@@ -250,6 +295,7 @@ struct Int16Activations {
         @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { nibbles(block + 4) }
         @inline(__always) static func scaleAndOffset(_ block: UnsafeRawPointer) -> (Float, Float) { (half(block, 0), half(block, 2)) }
         static var offset: BlockOffset { .stored }
+        static var nibbleStart: Int? { 4 }
         #if INTERNKIT_AVX512
             @inline(__always) static func unpackPair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> (__m512i, __m512i) {
                 nibblePair(a + 4, b + 4)
@@ -350,6 +396,9 @@ struct Int16Activations {
         #if INTERNKIT_AVX512
             let sums = _mm256_cvtepi32_ps(groupSums512(B.self, first, xq, constants.reduce))
         #else
+            if let nibbleStart = B.nibbleStart {
+                return scaledGroup(B.self, acc, first, _mm256_cvtepi32_ps(nibblePairSums(first + nibbleStart, B.bytes, xq)), s, sx, b)
+            }
             let p0 = blockSum(B.unpack(first), xq)
             let p1 = blockSum(B.unpack(first + B.bytes), xq + 32)
             let p2 = blockSum(B.unpack(first + 2 &* B.bytes), xq + 64)
@@ -365,6 +414,15 @@ struct Int16Activations {
             let s4567 = _mm256_add_epi32(h4567, _mm256_permutevar8x32_epi32(h4567, constants.swapHalves))
             let sums = _mm256_cvtepi32_ps(_mm256_blendv_epi8(s0123, s4567, constants.upperHalf))
         #endif
+        return scaledGroup(B.self, acc, first, sums, s, sx, b)
+    }
+
+    /// `acc` plus a group's exact block sums (lane i: block b + i) times d_w·d_x, plus m_w·s_x.
+    @inline(__always)
+    private func scaledGroup<B: Int16Block>(
+        _: B.Type, _ acc: __m256, _ first: UnsafeRawPointer, _ sums: __m256, _ s: UnsafePointer<Float>,
+        _ sx: UnsafePointer<Float>, _ b: Int
+    ) -> __m256 {
         let d = B.groupScales(first)
         let dx = UnsafeRawPointer(s + b).loadUnaligned(as: __m256.self)
         var acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dx), acc)
@@ -376,6 +434,33 @@ struct Int16Activations {
         }
         return acc
     }
+
+    #if !INTERNKIT_AVX512
+        /// The exact integer sums of eight nibble blocks (lane i = block i; `nibbles` at block 0's nibbles,
+        /// `stride` bytes per block) against activations in `ActivationLayout.nibblePairs` order: blocks k and
+        /// k + 4 in one register, their words split by shifts and masks, four products, three `vphaddd`.
+        @inline(__always)
+        private func nibblePairSums(_ nibbles: UnsafeRawPointer, _ stride: Int, _ xq: UnsafePointer<Int16>) -> __m256i {
+            let low4 = _mm256_set1_epi16(0x000F)
+            @inline(__always) func pair(_ k: Int) -> __m256i {
+                let a = nibbles + k &* stride
+                let w = _mm256_set_m128i((a + 4 &* stride).loadUnaligned(as: __m128i.self), a.loadUnaligned(as: __m128i.self))
+                let x = UnsafeRawPointer(xq + k &* 64)
+                let even = _mm256_and_si256(w, low4), even16 = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4)
+                let odd = _mm256_and_si256(_mm256_srli_epi16(w, 8), low4), odd16 = _mm256_srli_epi16(w, 12)
+                return _mm256_add_epi32(
+                    _mm256_add_epi32(
+                        _mm256_madd_epi16(even, x.loadUnaligned(as: __m256i.self)),
+                        _mm256_madd_epi16(even16, (x + 32).loadUnaligned(as: __m256i.self))),
+                    _mm256_add_epi32(
+                        _mm256_madd_epi16(odd, (x + 64).loadUnaligned(as: __m256i.self)),
+                        _mm256_madd_epi16(odd16, (x + 96).loadUnaligned(as: __m256i.self))))
+            }
+            // pair k: [block k (4 lanes) | block k + 4 (4 lanes)]; hadd works per 128-bit half.
+            let h01 = _mm256_hadd_epi32(pair(0), pair(1)), h23 = _mm256_hadd_epi32(pair(2), pair(3))
+            return _mm256_hadd_epi32(h01, h23)
+        }
+    #endif
 
     /// `total` plus blocks `from..<blocks` of `row`, one by one (fewer than eight).
     @inline(__always)
@@ -469,15 +554,25 @@ struct Int16Activations {
             }
         }
     #else
-        /// Q6_K rows: each 16-weight sub-block (one int8 scale) is unpacked to int16 (q − 32) and multiplied by
-        /// its half of a 32-activation block; the two scaled halves stay exact in int32 (2·2·4096·32767 < 2^31)
-        /// before one conversion and FMA per activation block, in ascending order (as the 32-weight types).
+        /// Q6_K rows, AVX2: each 32-weight quarter of a half block (one activation block, two int8 scales) is
+        /// assembled as 32 bytes of q − 32 (256-bit ops, as the 512-bit kernel), split into its even and odd
+        /// bytes by word shifts (activations in `ActivationLayout.evenOdd` order), each half of either vector
+        /// multiplied by its sub-block's scale (vpermd spreads the half block's eight scales), then two
+        /// vpmaddwd. The scaled sums stay exact in int32 (four products of ≤ 4096·32767 per lane) before one
+        /// conversion and FMA per activation block, in ascending order.
         private func q6KRows(
             _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
             _ rows: Range<Int>
         ) {
             let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
-            let mask = _mm_set1_epi8(0x0F), three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32)
+            let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
+            let lowWord = _mm256_set1_epi32(0xFFFF)
+            // Quarter k: scale 2k for its first 16 weights (the low 128 bits of the even and odd vectors), 2k + 1
+            // for the last 16.
+            let scaleIndex = (
+                _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)
+            )
             for r in rows {
                 let row = weight + r &* rowBytes
                 for t in 0..<T {
@@ -488,24 +583,33 @@ struct Int16Activations {
                         let d = half(block, 208)
                         for h in 0..<2 {
                             let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
-                            // The 16-byte pieces every quarter reads, loaded once per half block.
-                            let l0 = ql.loadUnaligned(as: __m128i.self), l1 = (ql + 16).loadUnaligned(as: __m128i.self)
-                            let l2 = (ql + 32).loadUnaligned(as: __m128i.self), l3 = (ql + 48).loadUnaligned(as: __m128i.self)
-                            let h0 = qh.loadUnaligned(as: __m128i.self), h1 = (qh + 16).loadUnaligned(as: __m128i.self)
+                            let low01 = ql.loadUnaligned(as: __m256i.self), low23 = (ql + 32).loadUnaligned(as: __m256i.self)
+                            let high = qh.loadUnaligned(as: __m256i.self)
+                            // The eight scales as int32 lanes holding the int16 scale twice.
+                            let scales32 = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self)))
+                            let scalePairs = _mm256_or_si256(_mm256_slli_epi32(scales32, 16), _mm256_and_si256(scales32, lowWord))
                             for quarter in 0..<4 {
-                                let ab = sb &* 8 &+ h &* 4 &+ quarter
-                                var sum = _mm256_setzero_si256()
-                                for part in 0..<2 {
-                                    // Both loops unroll, so these choices resolve at compile time.
-                                    let lowBytes = quarter & 1 == 0 ? (part == 0 ? l0 : l1) : (part == 0 ? l2 : l3)
-                                    let nibble = quarter < 2 ? _mm_and_si128(lowBytes, mask) : _mm_and_si128(_mm_srli_epi16(lowBytes, 4), mask)
-                                    let high = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(part == 0 ? h0 : h1, Int32(2 &* quarter)), three), 4)
-                                    // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
-                                    let scale = Int16(sc.load(fromByteOffset: part &+ 2 &* quarter, as: Int8.self))
-                                    let w = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(nibble, high), bias)), _mm256_set1_epi16(scale))
-                                    let xv = UnsafeRawPointer(q + (ab &* 32 &+ part &* 16)).loadUnaligned(as: __m256i.self)
-                                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(w, xv))
+                                // The loop unrolls, so these choices resolve at compile time.
+                                let lowBytes = quarter & 1 == 0 ? low01 : low23
+                                let nibble = quarter < 2 ? _mm256_and_si256(lowBytes, mask) : _mm256_and_si256(_mm256_srli_epi16(lowBytes, 4), mask)
+                                let top: __m256i
+                                switch quarter {
+                                case 0: top = _mm256_and_si256(_mm256_slli_epi16(high, 4), highBits)
+                                case 1: top = _mm256_and_si256(_mm256_slli_epi16(high, 2), highBits)
+                                case 2: top = _mm256_and_si256(high, highBits)
+                                default: top = _mm256_and_si256(_mm256_srli_epi16(high, 2), highBits)
                                 }
+                                let index = quarter == 0 ? scaleIndex.0 : quarter == 1 ? scaleIndex.1 : quarter == 2 ? scaleIndex.2 : scaleIndex.3
+                                let scale = _mm256_permutevar8x32_epi32(scalePairs, index)
+                                let v = _mm256_sub_epi8(_mm256_or_si256(nibble, top), bias)
+                                // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
+                                let even = _mm256_mullo_epi16(_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), scale)
+                                let odd = _mm256_mullo_epi16(_mm256_srai_epi16(v, 8), scale)
+                                let ab = sb &* 8 &+ h &* 4 &+ quarter
+                                let xv = UnsafeRawPointer(q + ab &* 32)
+                                let sum = _mm256_add_epi32(
+                                    _mm256_madd_epi16(even, xv.loadUnaligned(as: __m256i.self)),
+                                    _mm256_madd_epi16(odd, (xv + 32).loadUnaligned(as: __m256i.self)))
                                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * s[ab]), acc)
                             }
                         }
