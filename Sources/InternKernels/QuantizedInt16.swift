@@ -556,17 +556,17 @@ struct Int16Activations {
     #else
         /// Q6_K rows, AVX2: each 32-weight quarter of a half block (one activation block, two int8 scales) is
         /// assembled as 32 bytes of q − 32 (256-bit ops, as the 512-bit kernel), split into its even and odd
-        /// bytes by word shifts (activations in `ActivationLayout.evenOdd` order), each half of either vector
-        /// multiplied by its sub-block's scale (vpermd spreads the half block's eight scales), then two
-        /// vpmaddwd. The scaled sums stay exact in int32 (four products of ≤ 4096·32767 per lane) before one
-        /// conversion and FMA per activation block, in ascending order.
+        /// bytes by word shifts (activations in `ActivationLayout.evenOdd` order) and multiplied by two
+        /// vpmaddwd; the int32 lanes ([first sub-block × 4 | second × 4]) are converted and scaled by
+        /// d·sc·d_x in one FMA. The scales go in as floats, not with vpmullw on the weights: on cores whose
+        /// one integer-multiply pipe also runs every vpmaddwd (AMD Zen 1 and 2), that halves its load, and
+        /// the FMA runs on another pipe.
         private func q6KRows(
             _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
             _ rows: Range<Int>
         ) {
             let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
             let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
-            let lowWord = _mm256_set1_epi32(0xFFFF)
             // Quarter k: scale 2k for its first 16 weights (the low 128 bits of the even and odd vectors), 2k + 1
             // for the last 16.
             let scaleIndex = (
@@ -580,14 +580,13 @@ struct Int16Activations {
                     let q = x.q + t &* C, s = x.scales + t &* x.blocks
                     for sb in 0..<superBlocks {
                         let block = row + sb &* 210
-                        let d = half(block, 208)
+                        let d = _mm256_set1_ps(half(block, 208))
                         for h in 0..<2 {
                             let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
                             let low01 = ql.loadUnaligned(as: __m256i.self), low23 = (ql + 32).loadUnaligned(as: __m256i.self)
                             let high = qh.loadUnaligned(as: __m256i.self)
-                            // The eight scales as int32 lanes holding the int16 scale twice.
-                            let scales32 = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self)))
-                            let scalePairs = _mm256_or_si256(_mm256_slli_epi32(scales32, 16), _mm256_and_si256(scales32, lowWord))
+                            // d·sc for the half block's eight sub-blocks.
+                            let scales = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self)))))
                             for quarter in 0..<4 {
                                 // The loop unrolls, so these choices resolve at compile time.
                                 let lowBytes = quarter & 1 == 0 ? low01 : low23
@@ -600,17 +599,16 @@ struct Int16Activations {
                                 default: top = _mm256_and_si256(_mm256_srli_epi16(high, 2), highBits)
                                 }
                                 let index = quarter == 0 ? scaleIndex.0 : quarter == 1 ? scaleIndex.1 : quarter == 2 ? scaleIndex.2 : scaleIndex.3
-                                let scale = _mm256_permutevar8x32_epi32(scalePairs, index)
                                 let v = _mm256_sub_epi8(_mm256_or_si256(nibble, top), bias)
-                                // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
-                                let even = _mm256_mullo_epi16(_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), scale)
-                                let odd = _mm256_mullo_epi16(_mm256_srai_epi16(v, 8), scale)
+                                let even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8)
                                 let ab = sb &* 8 &+ h &* 4 &+ quarter
                                 let xv = UnsafeRawPointer(q + ab &* 32)
+                                // Four products of ≤ 32·32767 per int32 lane: exact.
                                 let sum = _mm256_add_epi32(
                                     _mm256_madd_epi16(even, xv.loadUnaligned(as: __m256i.self)),
                                     _mm256_madd_epi16(odd, (xv + 32).loadUnaligned(as: __m256i.self)))
-                                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * s[ab]), acc)
+                                let scale = _mm256_mul_ps(_mm256_permutevar8x32_ps(scales, index), _mm256_set1_ps(s[ab]))
+                                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc)
                             }
                         }
                     }
