@@ -65,26 +65,45 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// How Q8_0/Q4_0/Q4_1 products treat the activations, from INTERNKIT_ACTIVATIONS (`int16`, `int8` or
-    /// `f32`). Default: 16-bit (`matMulQuantizedInt16`: integer dot products, within ~1e-5 of exact) where
-    /// vectorized, else exact f32. `int8` is llama.cpp's choice (faster for Q8_0/Q4_0, but on SmolLM2's Q4_1
-    /// file with its Q8_0 output it turns the greedy answer to "What is the capital of France?" into
-    /// llama.cpp's degenerate one; scripts/check-smollm.py).
+    /// How Q8_0/Q4_0/Q4_1/Q6_K products treat the activations in decode, from INTERNKIT_ACTIVATIONS (`int16`,
+    /// `int8` or `f32`). Default where vectorized: 16 bits (`matMulQuantizedInt16`: integer dot products
+    /// within ~1e-5 of exact), except Q4_0 on AVX2 builds, which takes 8 bits (`matMulQuantizedInt8`,
+    /// llama.cpp's choice): its `vpmaddubsw` kernel needs half the integer multiplies, the bound of decode on
+    /// cores with one multiply pipe (BENCHMARKS.md, CPU inference). 8 bits stay off Q8_0 and Q4_1: there
+    /// they save no multiplies, and on SmolLM2's Q4_1 file with its Q8_0 output they turn the greedy answer
+    /// to "What is the capital of France?" into llama.cpp's degenerate one (scripts/check-smollm.py).
+    /// Elsewhere exact f32. `int8` forces 8 bits wherever supported, prefill included; `int16` and `f32`
+    /// force theirs.
     public enum ActivationPrecision: String, Sendable { case f32, int16, int8 }
 
-    public static let activationPrecision: ActivationPrecision = {
+    static let requestedActivationPrecision: ActivationPrecision? = {
         switch ProcessInfo.processInfo.environment["INTERNKIT_ACTIVATIONS"] {
         case "f32": .f32
+        case "int16" where int16ActivationsAreVectorized: .int16
         case "int8" where int8ActivationsAreVectorized: .int8
-        default: int16ActivationsAreVectorized ? .int16 : .f32
+        default: nil
         }
     }()
 
+    /// The activation precision of `type`'s products in decode.
+    public static func activationPrecision(for type: BlockQuantization) -> ActivationPrecision {
+        if let requested = requestedActivationPrecision {
+            switch requested {
+            case .int8 where supportsInt8Activations(type): return .int8
+            case .int16 where supportsInt16Activations(type): return .int16
+            case .f32: return .f32
+            default: break
+            }
+        }
+        if prefersInt8Activations(type) { return .int8 }
+        return int16ActivationsAreVectorized && supportsInt16Activations(type) ? .int16 : .f32
+    }
+
     /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk) keeps exact f32
-    /// activations for quantized weights when the default int16 decode kernels are in use: f32 tiles reuse
-    /// each de-quantized weight across tokens and beat the int16 products there, while in decode (one token
-    /// per sequence) the int16 products win. The choice depends on the phase, never on the token count, so
-    /// a decode row's result is the same alone or in a batch.
+    /// activations for quantized weights (unless INTERNKIT_ACTIVATIONS=int8): f32 tiles reuse each
+    /// de-quantized weight across tokens and beat the integer products there, while in decode (one token per
+    /// sequence) the integer products win. The choice depends on the phase, never on the token count, so a
+    /// decode row's result is the same alone or in a batch.
     public func multiply(
         _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
         _ input: UnsafePointer<Float>,  // (tokens, cols)
@@ -92,12 +111,15 @@ public struct WeightMatrix: @unchecked Sendable {
     ) {
         switch storage {
         case .float(let t): matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
-        case .quantized(let q) where Self.activationPrecision == .int16 && supportsInt16Activations(q) && !prefill:
-            matMulQuantizedInt16(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
-        case .quantized(let q) where Self.activationPrecision == .int8 && supportsInt8Activations(q):
-            matMulQuantizedInt8(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
         case .quantized(let q):
-            matMulQuantized(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            let precision = Self.activationPrecision(for: q)
+            if precision == .int8 && (!prefill || Self.requestedActivationPrecision == .int8) {
+                matMulQuantizedInt8(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else if precision == .int16 && !prefill {
+                matMulQuantizedInt16(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else {
+                matMulQuantized(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            }
         }
     }
 

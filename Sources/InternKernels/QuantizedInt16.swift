@@ -303,6 +303,38 @@ struct Int16Activations {
         #endif
     }
 
+    /// The 32 unsigned 6-bit codes of quarter `quarter` (0..<4) of a Q6_K half block, ggml's layout: the low
+    /// (quarters 0, 1) or high (2, 3) nibbles of `low01` (quarters 0, 2) or `low23` (1, 3), and bits
+    /// 2·quarter, 2·quarter + 1 of `high` as bits 4 and 5. Callers unroll over `quarter`, so the choices fold.
+    @inline(__always)
+    func q6KQuarterCodes(_ low01: __m256i, _ low23: __m256i, _ high: __m256i, _ quarter: Int) -> __m256i {
+        let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30)
+        let lowBytes = quarter & 1 == 0 ? low01 : low23
+        let nibble = quarter < 2 ? _mm256_and_si256(lowBytes, mask) : _mm256_and_si256(_mm256_srli_epi16(lowBytes, 4), mask)
+        let top: __m256i
+        switch quarter {
+        case 0: top = _mm256_and_si256(_mm256_slli_epi16(high, 4), highBits)
+        case 1: top = _mm256_and_si256(_mm256_slli_epi16(high, 2), highBits)
+        case 2: top = _mm256_and_si256(high, highBits)
+        default: top = _mm256_and_si256(_mm256_srli_epi16(high, 2), highBits)
+        }
+        return _mm256_or_si256(nibble, top)
+    }
+
+    /// d·sc for the eight sub-blocks of a Q6_K half block whose int8 scales start at `sc`.
+    @inline(__always)
+    func q6KHalfScales(_ d: __m256, _ sc: UnsafeRawPointer) -> __m256 {
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self)))))
+    }
+
+    /// The permute that spreads the half-block scales over quarter `quarter`'s int32 lanes: scale 2·quarter
+    /// for the first 16 weights (lanes 0–3), 2·quarter + 1 for the last 16 (lanes 4–7).
+    @inline(__always)
+    func q6KScaleIndex(_ quarter: Int) -> __m256i {
+        let k = Int32(2 &* quarter)
+        return _mm256_setr_epi32(k, k, k, k, k &+ 1, k &+ 1, k &+ 1, k &+ 1)
+    }
+
     /// The eight int32 lanes of one block's products, summed exactly.
     @inline(__always)
     private func blockSum(_ w: (__m256i, __m256i), _ x: UnsafePointer<Int16>) -> __m256i {
@@ -313,7 +345,7 @@ struct Int16Activations {
 
     /// Eight f16 values, one per block, `stride` bytes apart.
     @inline(__always)
-    private func halves8(_ p: UnsafeRawPointer, stride: Int) -> __m256 {
+    func halves8(_ p: UnsafeRawPointer, stride: Int) -> __m256 {
         func h(_ i: Int) -> Int16 { p.loadUnaligned(fromByteOffset: i &* stride, as: Int16.self) }
         return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
     }
@@ -505,7 +537,7 @@ struct Int16Activations {
             _ rows: Range<Int>
         ) {
             let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
-            let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
+            let bias = _mm256_set1_epi8(32)
             // Quarter k takes scale 2k for its first 16 weights and 2k + 1 for the last 16.
             // Literal vectors fold into constants, as the group reduction's do.
             let scaleIndex = (
@@ -528,20 +560,11 @@ struct Int16Activations {
                             let high = qh.loadUnaligned(as: __m256i.self)
                             let scales = _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self))))
                             for quarter in 0..<4 {
-                                // The loop unrolls, so these choices resolve at compile time.
-                                let lowBytes = quarter & 1 == 0 ? low01 : low23
-                                let nibble = quarter < 2 ? _mm256_and_si256(lowBytes, mask) : _mm256_and_si256(_mm256_srli_epi16(lowBytes, 4), mask)
-                                let top: __m256i
-                                switch quarter {
-                                case 0: top = _mm256_and_si256(_mm256_slli_epi16(high, 4), highBits)
-                                case 1: top = _mm256_and_si256(_mm256_slli_epi16(high, 2), highBits)
-                                case 2: top = _mm256_and_si256(high, highBits)
-                                default: top = _mm256_and_si256(_mm256_srli_epi16(high, 2), highBits)
-                                }
+                                let codes = q6KQuarterCodes(low01, low23, high, quarter)
                                 let index = quarter == 0 ? scaleIndex.0 : quarter == 1 ? scaleIndex.1 : quarter == 2 ? scaleIndex.2 : scaleIndex.3
                                 // sc·(q − 32) fits int16 (|·| ≤ 4096), so the scale goes in before the product.
                                 let w = _mm512_mullo_epi16(
-                                    _mm512_cvtepi8_epi16(_mm256_sub_epi8(_mm256_or_si256(nibble, top), bias)),
+                                    _mm512_cvtepi8_epi16(_mm256_sub_epi8(codes, bias)),
                                     _mm512_permutexvar_epi16(index, scales))
                                 let ab = sb &* 8 &+ h &* 4 &+ quarter
                                 let sum = _mm512_madd_epi16(w, UnsafeRawPointer(q + ab &* 32).loadUnaligned(as: __m512i.self))
@@ -566,13 +589,7 @@ struct Int16Activations {
             _ rows: Range<Int>
         ) {
             let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
-            let mask = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
-            // Quarter k: scale 2k for its first 16 weights (the low 128 bits of the even and odd vectors), 2k + 1
-            // for the last 16.
-            let scaleIndex = (
-                _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
-                _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)
-            )
+            let bias = _mm256_set1_epi8(32)
             for r in rows {
                 let row = weight + r &* rowBytes
                 for t in 0..<T {
@@ -585,21 +602,11 @@ struct Int16Activations {
                             let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
                             let low01 = ql.loadUnaligned(as: __m256i.self), low23 = (ql + 32).loadUnaligned(as: __m256i.self)
                             let high = qh.loadUnaligned(as: __m256i.self)
-                            // d·sc for the half block's eight sub-blocks.
-                            let scales = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(sc.loadUnaligned(as: Int64.self)))))
+                            let scales = q6KHalfScales(d, sc)
                             for quarter in 0..<4 {
-                                // The loop unrolls, so these choices resolve at compile time.
-                                let lowBytes = quarter & 1 == 0 ? low01 : low23
-                                let nibble = quarter < 2 ? _mm256_and_si256(lowBytes, mask) : _mm256_and_si256(_mm256_srli_epi16(lowBytes, 4), mask)
-                                let top: __m256i
-                                switch quarter {
-                                case 0: top = _mm256_and_si256(_mm256_slli_epi16(high, 4), highBits)
-                                case 1: top = _mm256_and_si256(_mm256_slli_epi16(high, 2), highBits)
-                                case 2: top = _mm256_and_si256(high, highBits)
-                                default: top = _mm256_and_si256(_mm256_srli_epi16(high, 2), highBits)
-                                }
-                                let index = quarter == 0 ? scaleIndex.0 : quarter == 1 ? scaleIndex.1 : quarter == 2 ? scaleIndex.2 : scaleIndex.3
-                                let v = _mm256_sub_epi8(_mm256_or_si256(nibble, top), bias)
+                                let codes = q6KQuarterCodes(low01, low23, high, quarter)
+                                let index = q6KScaleIndex(quarter)
+                                let v = _mm256_sub_epi8(codes, bias)
                                 let even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8)
                                 let ab = sb &* 8 &+ h &* 4 &+ quarter
                                 let xv = UnsafeRawPointer(q + ab &* 32)
