@@ -84,7 +84,7 @@ let package = Package(
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
         .target(
-            name: "InternKernels", dependencies: [.product(name: "Atomics", package: "swift-atomics")],
+            name: "InternKernels", dependencies: ["CPrefetch", .product(name: "Atomics", package: "swift-atomics")],
             swiftSettings: optimizedInDebug + kernelSettings),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .target(
@@ -164,6 +164,8 @@ let package = Package(
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
         ),
         .target(name: "CMinHash"),
+        // Swift cannot emit a prefetch instruction; the decode kernels' one C helper (Benchmarks/prefetch).
+        .target(name: "CPrefetch"),
         .target(
             name: "InternData", dependencies: ["CZlib", "CZstd", "CMinHash", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),

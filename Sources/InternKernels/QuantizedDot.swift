@@ -197,6 +197,7 @@ private func int8Rows(
         var b = 0
         while b &+ 8 <= blocks {
             let first = row + b &* 34, x = UnsafeRawPointer(xq + b &* 32)
+            prefetch(first + prefetchDistance, bytes: 8 &* 34)
             @inline(__always) func block(_ k: Int) -> __m256i { signedBlockSum(load256(first + (k &* 34 &+ 2)), load256(x + k &* 32)) }
             // Per 128-bit half: [Σp0, Σp1, Σp2, Σp3] over that half's lanes, then both halves added.
             let h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(block(0), block(1)), _mm256_hadd_epi32(block(2), block(3)))
@@ -252,6 +253,7 @@ private func int8Rows(
         var b = 0
         while b &+ 8 <= blocks {
             let first = row + b &* 18
+            prefetch(first + prefetchDistance, bytes: 8 &* 18)
             let sums = _mm256_cvtepi32_ps(q4_0GroupSums(first, UnsafeRawPointer(xq + b &* 32)))
             let d = halves8(first, stride: 18)
             acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, UnsafeRawPointer(xs + b).loadUnaligned(as: __m256.self)), acc)
@@ -288,6 +290,7 @@ private func int8Rows(
                 let q = UnsafeRawPointer(x.q + t &* C), s = x.scales + t &* x.blocks, offsets = x.sums + t &* 2 &* x.blocks
                 for sb in 0..<superBlocks {
                     let block = row + sb &* 210
+                    prefetch(block + prefetchDistance, bytes: 210)
                     let d = _mm256_set1_ps(half(block, 208))
                     for h in 0..<2 {
                         let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)

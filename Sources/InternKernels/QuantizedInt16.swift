@@ -425,6 +425,7 @@ struct Int16Activations {
         _ sx: UnsafePointer<Float>, _ b: Int, _ constants: GroupConstants
     ) -> __m256 {
         let first = row + b &* B.bytes, xq = q + b &* 32
+        prefetch(first + prefetchDistance, bytes: 8 &* B.bytes)
         #if INTERNKIT_AVX512
             let sums = _mm256_cvtepi32_ps(groupSums512(B.self, first, xq, constants.reduce))
         #else
@@ -553,6 +554,7 @@ struct Int16Activations {
                     let q = x.q + t &* C, s = x.scales + t &* x.blocks
                     for sb in 0..<superBlocks {
                         let block = row + sb &* 210
+                        prefetch(block + prefetchDistance, bytes: 210)
                         let d = half(block, 208)
                         for h in 0..<2 {
                             let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
@@ -597,6 +599,7 @@ struct Int16Activations {
                     let q = x.q + t &* C, s = x.scales + t &* x.blocks
                     for sb in 0..<superBlocks {
                         let block = row + sb &* 210
+                        prefetch(block + prefetchDistance, bytes: 210)
                         let d = _mm256_set1_ps(half(block, 208))
                         for h in 0..<2 {
                             let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
