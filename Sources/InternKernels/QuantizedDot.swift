@@ -56,12 +56,7 @@ public func quantizeActivations(
     for b in 0..<(count / 32) {
         let xb = x + b &* 32
         #if INTERNKIT_FMA
-            let signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF))
-            var amax = _mm256_setzero_ps()
-            for i in stride(from: 0, to: 32, by: 8) {
-                amax = _mm256_max_ps(amax, _mm256_and_ps(UnsafeRawPointer(xb + i).loadUnaligned(as: __m256.self), signless))
-            }
-            let d = SIMD8<Float>(amax).max() / 127
+            let d = blockAbsMax(xb) / 127
             let id = _mm256_set1_ps(d != 0 ? 1 / d : 0)
             @inline(__always) func codes(_ i: Int) -> __m256i {
                 _mm256_cvtps_epi32(_mm256_mul_ps(UnsafeRawPointer(xb + i).loadUnaligned(as: __m256.self), id))
@@ -117,7 +112,7 @@ public func matMulQuantizedInt8(
             }
         }
         #if INTERNKIT_FMA
-            if type == .q4_0 { arrangeBytes(q, tokens: tokens, cols: cols, layout: Int8Layout.nibblePairs) }
+            if type == .q4_0 { arrange(q, tokens: tokens, cols: cols, layout: Int8Layout.nibblePairs) }
         #endif
         let x = Int8Activations(q: q, scales: scales, sums: sums, cols: cols)
         let body = { (range: Range<Int>, _: Int) in int8Rows(type, out, weight, x, tokens, rows, range) }
@@ -130,13 +125,7 @@ public func matMulQuantizedInt8(
 }
 
 /// Tokens quantized by `quantizeActivations`, with their block sums (for Q6_K: −32·d_x·Σq_x per 16).
-struct Int8Activations {
-    let q: UnsafePointer<Int8>
-    let scales: UnsafePointer<Float>
-    let sums: UnsafePointer<Float>
-    let cols: Int
-    var blocks: Int { cols &>> 5 }
-}
+typealias Int8Activations = QuantizedActivations<Int8>
 
 private func int8Rows(
     _ type: BlockQuantization, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int8Activations,
@@ -162,22 +151,6 @@ private func int8Rows(
         static let nibblePairs: [Int] = (0..<256).map { i in
             let pair = i / 64, half = i % 64 / 32, lane = i % 32
             return (lane < 16 ? pair : pair + 4) * 32 + half * 16 + lane % 16
-        }
-    }
-
-    /// Reorders each token's int8 activations by `layout` in every whole group of 256; the columns after the
-    /// last whole group keep their order (the kernels take those blocks one by one).
-    func arrangeBytes(_ q: UnsafeMutablePointer<Int8>, tokens: Int, cols: Int, layout: [Int]) {
-        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { group in
-            layout.withUnsafeBufferPointer { source in
-                for t in 0..<tokens {
-                    for g in 0..<(cols / 256) {
-                        let base = q + (t &* cols &+ g &* 256)
-                        for i in 0..<256 { group[i] = base[i] }
-                        for i in 0..<256 { base[i] = group[source[i]] }
-                    }
-                }
-            }
         }
     }
 
@@ -281,37 +254,20 @@ private func int8Rows(
         _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int8Activations, _ T: Int, _ R: Int,
         _ rows: Range<Int>
     ) {
-        let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
         let ones = _mm256_set1_epi16(1)
-        for r in rows {
-            let row = weight + r &* rowBytes
-            for t in 0..<T {
-                var acc = _mm256_setzero_ps()
-                let q = UnsafeRawPointer(x.q + t &* C), s = x.scales + t &* x.blocks, offsets = x.sums + t &* 2 &* x.blocks
-                for sb in 0..<superBlocks {
-                    let block = row + sb &* 210
-                    prefetch(block + prefetchDistance, bytes: 210)
-                    let d = _mm256_set1_ps(half(block, 208))
-                    for h in 0..<2 {
-                        let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
-                        let low01 = ql.loadUnaligned(as: __m256i.self), low23 = (ql + 32).loadUnaligned(as: __m256i.self)
-                        let high = qh.loadUnaligned(as: __m256i.self)
-                        let scales = q6KHalfScales(d, sc)
-                        let first = sb &* 8 &+ h &* 4
-                        acc = _mm256_fmadd_ps(scales, UnsafeRawPointer(offsets + first &* 2).loadUnaligned(as: __m256.self), acc)
-                        for quarter in 0..<4 {
-                            let codes = q6KQuarterCodes(low01, low23, high, quarter)
-                            let index = q6KScaleIndex(quarter)
-                            let ab = first &+ quarter
-                            let products = _mm256_maddubs_epi16(codes, load256(q + ab &* 32))
-                            let sum = _mm256_madd_epi16(products, ones)
-                            let scale = _mm256_mul_ps(_mm256_permutevar8x32_ps(scales, index), _mm256_set1_ps(s[ab]))
-                            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc)
-                        }
-                    }
-                }
-                out[t &* R &+ r] = laneSum(acc)
+        q6KHalfBlocks(out, weight, x.cols, T, R, rows) { acc, t, low01, low23, high, scales, first in
+            let q = UnsafeRawPointer(x.q + t &* x.cols), s = x.scales + t &* x.blocks, offsets = x.sums + t &* 2 &* x.blocks
+            var acc = _mm256_fmadd_ps(scales, UnsafeRawPointer(offsets + first &* 2).loadUnaligned(as: __m256.self), acc)
+            for quarter in 0..<4 {
+                let codes = q6KQuarterCodes(low01, low23, high, quarter)
+                let index = q6KScaleIndex(quarter)
+                let ab = first &+ quarter
+                let products = _mm256_maddubs_epi16(codes, load256(q + ab &* 32))
+                let sum = _mm256_madd_epi16(products, ones)
+                let scale = _mm256_mul_ps(_mm256_permutevar8x32_ps(scales, index), _mm256_set1_ps(s[ab]))
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc)
             }
+            return acc
         }
     }
 #else

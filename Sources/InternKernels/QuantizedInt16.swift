@@ -39,12 +39,7 @@ public func quantizeActivations16(
         let xb = x + b &* 32
         #if INTERNKIT_FMA
             // Intrinsics: the generic SIMD conversions below are not specialized into vector code here.
-            let signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF))
-            var amax = _mm256_setzero_ps()
-            for i in stride(from: 0, to: 32, by: 8) {
-                amax = _mm256_max_ps(amax, _mm256_and_ps(UnsafeRawPointer(xb + i).loadUnaligned(as: __m256.self), signless))
-            }
-            let d = SIMD8<Float>(amax).max() / 32767
+            let d = blockAbsMax(xb) / 32767
             let id = _mm256_set1_ps(d != 0 ? 1 / d : 0)
             var total = _mm256_setzero_si256()
             for i in stride(from: 0, to: 32, by: 16) {
@@ -157,10 +152,10 @@ enum ActivationLayout {
     static let evenOdd: [Int] = (0..<256).map { i in i / 32 * 32 + (i % 32 < 16 ? 2 * (i % 16) : 2 * (i % 16) + 1) }
 }
 
-/// Reorders each token's quantized activations by `layout` in every whole group of 256; the columns after
+/// Reorders each token's quantized activations (int16 or int8) by `layout` in every whole group of 256; the columns after
 /// the last whole group keep their order (the kernels take those blocks one by one).
-func arrange(_ q: UnsafeMutablePointer<Int16>, tokens: Int, cols: Int, layout: [Int]) {
-    withUnsafeTemporaryAllocation(of: Int16.self, capacity: 256) { group in
+func arrange<Code: FixedWidthInteger>(_ q: UnsafeMutablePointer<Code>, tokens: Int, cols: Int, layout: [Int]) {
+    withUnsafeTemporaryAllocation(of: Code.self, capacity: 256) { group in
         layout.withUnsafeBufferPointer { source in
             for t in 0..<tokens {
                 for g in 0..<(cols / 256) {
@@ -173,14 +168,17 @@ func arrange(_ q: UnsafeMutablePointer<Int16>, tokens: Int, cols: Int, layout: [
     }
 }
 
-/// Tokens quantized by `quantizeActivations16`.
-struct Int16Activations {
-    let q: UnsafePointer<Int16>
+/// Tokens quantized per block of 32: codes, one scale per block and the kernels' block sums.
+struct QuantizedActivations<Code: FixedWidthInteger> {
+    let q: UnsafePointer<Code>
     let scales: UnsafePointer<Float>
     let sums: UnsafePointer<Float>
     let cols: Int
     var blocks: Int { cols &>> 5 }
 }
+
+/// Tokens quantized by `quantizeActivations16`.
+typealias Int16Activations = QuantizedActivations<Int16>
 
 #if INTERNKIT_FMA
     /// A 32-weight block type unpacked to two vectors of 16 int16 weights.
@@ -333,6 +331,47 @@ struct Int16Activations {
     func q6KScaleIndex(_ quarter: Int) -> __m256i {
         let k = Int32(2 &* quarter)
         return _mm256_setr_epi32(k, k, k, k, k &+ 1, k &+ 1, k &+ 1, k &+ 1)
+    }
+
+    /// The walk of the AVX2 Q6_K kernels (int16 and int8 activations): for every row and token, each half
+    /// block (128 weights, four quarters of 32) as its three code registers (see `q6KQuarterCodes`) and its
+    /// eight sub-block scales d·sc, handed to `body` with the token and the index of the half block's first
+    /// activation block; out[t, r] is the lane sum of what `body` accumulates.
+    @inline(__always)
+    func q6KHalfBlocks(
+        _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ C: Int, _ T: Int, _ R: Int, _ rows: Range<Int>,
+        _ body: (_ acc: __m256, _ t: Int, _ low01: __m256i, _ low23: __m256i, _ high: __m256i, _ scales: __m256, _ first: Int) -> __m256
+    ) {
+        let superBlocks = C / 256, rowBytes = superBlocks &* 210
+        for r in rows {
+            let row = weight + r &* rowBytes
+            for t in 0..<T {
+                var acc = _mm256_setzero_ps()
+                for sb in 0..<superBlocks {
+                    let block = row + sb &* 210
+                    prefetch(block + prefetchDistance, bytes: 210)
+                    let d = _mm256_set1_ps(half(block, 208))
+                    for h in 0..<2 {
+                        let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
+                        acc = body(
+                            acc, t, ql.loadUnaligned(as: __m256i.self), (ql + 32).loadUnaligned(as: __m256i.self),
+                            qh.loadUnaligned(as: __m256i.self), q6KHalfScales(d, sc), sb &* 8 &+ h &* 4)
+                    }
+                }
+                out[t &* R &+ r] = laneSum(acc)
+            }
+        }
+    }
+
+    /// max |x_i| over the 32 activations of one block at `xb`.
+    @inline(__always)
+    func blockAbsMax(_ xb: UnsafePointer<Float>) -> Float {
+        let signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF))
+        var amax = _mm256_setzero_ps()
+        for i in stride(from: 0, to: 32, by: 8) {
+            amax = _mm256_max_ps(amax, _mm256_and_ps(UnsafeRawPointer(xb + i).loadUnaligned(as: __m256.self), signless))
+        }
+        return SIMD8<Float>(amax).max()
     }
 
     /// The eight int32 lanes of one block's products, summed exactly.
@@ -590,40 +629,25 @@ struct Int16Activations {
             _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: Int16Activations, _ T: Int, _ R: Int,
             _ rows: Range<Int>
         ) {
-            let C = x.cols, superBlocks = C / 256, rowBytes = superBlocks &* 210
             let bias = _mm256_set1_epi8(32)
-            for r in rows {
-                let row = weight + r &* rowBytes
-                for t in 0..<T {
-                    var acc = _mm256_setzero_ps()
-                    let q = x.q + t &* C, s = x.scales + t &* x.blocks
-                    for sb in 0..<superBlocks {
-                        let block = row + sb &* 210
-                        prefetch(block + prefetchDistance, bytes: 210)
-                        let d = _mm256_set1_ps(half(block, 208))
-                        for h in 0..<2 {
-                            let ql = block + h &* 64, qh = block + (128 &+ h &* 32), sc = block + (192 &+ h &* 8)
-                            let low01 = ql.loadUnaligned(as: __m256i.self), low23 = (ql + 32).loadUnaligned(as: __m256i.self)
-                            let high = qh.loadUnaligned(as: __m256i.self)
-                            let scales = q6KHalfScales(d, sc)
-                            for quarter in 0..<4 {
-                                let codes = q6KQuarterCodes(low01, low23, high, quarter)
-                                let index = q6KScaleIndex(quarter)
-                                let v = _mm256_sub_epi8(codes, bias)
-                                let even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8)
-                                let ab = sb &* 8 &+ h &* 4 &+ quarter
-                                let xv = UnsafeRawPointer(q + ab &* 32)
-                                // Four products of ≤ 32·32767 per int32 lane: exact.
-                                let sum = _mm256_add_epi32(
-                                    _mm256_madd_epi16(even, xv.loadUnaligned(as: __m256i.self)),
-                                    _mm256_madd_epi16(odd, (xv + 32).loadUnaligned(as: __m256i.self)))
-                                let scale = _mm256_mul_ps(_mm256_permutevar8x32_ps(scales, index), _mm256_set1_ps(s[ab]))
-                                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc)
-                            }
-                        }
-                    }
-                    out[t &* R &+ r] = laneSum(acc)
+            q6KHalfBlocks(out, weight, x.cols, T, R, rows) { acc, t, low01, low23, high, scales, first in
+                let q = x.q + t &* x.cols, s = x.scales + t &* x.blocks
+                var acc = acc
+                for quarter in 0..<4 {
+                    let codes = q6KQuarterCodes(low01, low23, high, quarter)
+                    let index = q6KScaleIndex(quarter)
+                    let v = _mm256_sub_epi8(codes, bias)
+                    let even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8)
+                    let ab = first &+ quarter
+                    let xv = UnsafeRawPointer(q + ab &* 32)
+                    // Four products of ≤ 32·32767 per int32 lane: exact.
+                    let sum = _mm256_add_epi32(
+                        _mm256_madd_epi16(even, xv.loadUnaligned(as: __m256i.self)),
+                        _mm256_madd_epi16(odd, (xv + 32).loadUnaligned(as: __m256i.self)))
+                    let scale = _mm256_mul_ps(_mm256_permutevar8x32_ps(scales, index), _mm256_set1_ps(s[ab]))
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc)
                 }
+                return acc
             }
         }
     #endif
