@@ -103,7 +103,8 @@ public func matMulQuantizedInt8(
         let q = raw.baseAddress!.bindMemory(to: Int8.self, capacity: tokens * cols)
         let scales = (raw.baseAddress! + tokens * cols).bindMemory(to: Float.self, capacity: 4 * tokens * blocks)
         let sums = scales + tokens * blocks
-        quantizeActivations(input, count: tokens * cols, q: q, scales: scales, sums: sums)
+        // Block sums only where a kernel takes them: Q4_0's −8 offset (Q6_K's per-16 sums come next).
+        quantizeActivations(input, count: tokens * cols, q: q, scales: scales, sums: type == .q4_0 ? sums : nil)
         if type == .q6_K {
             for half in 0..<(2 * tokens * blocks) {
                 var total = 0

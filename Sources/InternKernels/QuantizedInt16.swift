@@ -82,7 +82,8 @@ public func matMulQuantizedInt16(
     tokens: Int, rows: Int, cols: Int,
     pool: ThreadPool?
 ) {
-    precondition(supportsInt16Activations(type) && cols % 32 == 0, "int16 activations need q8_0/q4_0/q4_1 and cols % 32 == 0")
+    precondition(
+        supportsInt16Activations(type) && cols % type.blockSize == 0, "int16 activations need q8_0/q4_0/q4_1/q6_K and whole blocks")
     let blocks = cols / 32
     // One allocation per call for the quantized activations (on the stack when small, as in decode).
     withUnsafeTemporaryAllocation(byteCount: tokens * cols * 2 + tokens * blocks * 8, alignment: 32) { raw in
@@ -152,8 +153,8 @@ enum ActivationLayout {
     static let evenOdd: [Int] = (0..<256).map { i in i / 32 * 32 + (i % 32 < 16 ? 2 * (i % 16) : 2 * (i % 16) + 1) }
 }
 
-/// Reorders each token's quantized activations (int16 or int8) by `layout` in every whole group of 256; the columns after
-/// the last whole group keep their order (the kernels take those blocks one by one).
+/// Reorders each token's quantized activations (int16 or int8) by `layout` in every whole group of 256; the
+/// columns after the last whole group keep their order (the kernels take those blocks one by one).
 func arrange<Code: FixedWidthInteger>(_ q: UnsafeMutablePointer<Code>, tokens: Int, cols: Int, layout: [Int]) {
     withUnsafeTemporaryAllocation(of: Code.self, capacity: 256) { group in
         layout.withUnsafeBufferPointer { source in
