@@ -25,25 +25,31 @@ let optimizedInDebug: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"], .wh
 // INTERNKIT_PORTABLE=1 is the same as INTERNKIT_CPU=portable. macOS/arm64 needs no flag: NEON and FMA
 // are baseline there.
 #if arch(x86_64)
+    let hostFlags: Set<String>? = {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return nil }
+        return Set(flagsLine.split(separator: " ").map(String.init))
+    }()
     let hostTier: String = {
         let environment = ProcessInfo.processInfo.environment
         if environment["INTERNKIT_PORTABLE"] != nil { return "portable" }
         if let tier = environment["INTERNKIT_CPU"] { return tier }
-        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-            let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return "haswell" }
-        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        guard let flags = hostFlags else { return "haswell" }
         let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx512vbmi"]
         return avx512.allSatisfy(flags.contains) ? "avx512" : flags.contains("avx2") && flags.contains("fma") ? "haswell" : "portable"
     }()
+    // AVX512-BF16 (Intel since Cooper Lake, AMD Zen 4) on top of the avx512 tier, where the host has it:
+    // `vdpbf16ps` for bf16 prefill, through the CBFloat16 header (Swift cannot import `__m512bh`).
+    let hostHasBF16 = hostTier == "avx512" && hostFlags?.contains("avx512_bf16") == true
     let kernelSettings: [SwiftSetting] =
         switch hostTier {
         case "avx512":
             [
-                .unsafeFlags(["-target-cpu", "icelake-server"], .when(platforms: [.linux])),
+                .unsafeFlags(["-target-cpu", "icelake-server"] + (hostHasBF16 ? ["-Xcc", "-mavx512bf16"] : []), .when(platforms: [.linux])),
                 .define("INTERNKIT_FMA", .when(platforms: [.linux])),
                 .define("INTERNKIT_AVX512", .when(platforms: [.linux])),
-            ]
+            ] + (hostHasBF16 ? [.define("INTERNKIT_AVX512BF16", .when(platforms: [.linux]))] : [])
         case "haswell":
             [
                 .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
@@ -84,7 +90,7 @@ let package = Package(
     targets: [
         .target(name: "InternTokenizer", swiftSettings: swiftSettings),
         .target(
-            name: "InternKernels", dependencies: ["CPrefetch", .product(name: "Atomics", package: "swift-atomics")],
+            name: "InternKernels", dependencies: ["CPrefetch", "CBFloat16", .product(name: "Atomics", package: "swift-atomics")],
             swiftSettings: optimizedInDebug + kernelSettings),
         .target(name: "InternCore", dependencies: ["InternKernels"], swiftSettings: swiftSettings),
         .target(
@@ -166,6 +172,7 @@ let package = Package(
         .target(name: "CMinHash"),
         // Swift cannot emit a prefetch instruction; the decode kernels' one C helper (Benchmarks/prefetch).
         .target(name: "CPrefetch"),
+        .target(name: "CBFloat16"),
         .target(
             name: "InternData", dependencies: ["CZlib", "CZstd", "CMinHash", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),

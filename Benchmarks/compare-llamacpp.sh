@@ -12,7 +12,8 @@
 # 3. Measures the machine's read bandwidth (numpy sums over 512 MiB per thread, in N processes at once).
 # 4. For each model: `llama-bench -p P -n G -t N` then `intern bench --prompt-tokens P --gen-tokens G
 #    --threads N --json`. InternKit runs the bf16 checkpoint directory (its native format; the same values
-#    as the bf16 GGUF) and the q8_0/q4_0 GGUF files themselves (identical weights for both tools).
+#    as the bf16 GGUF) and the q8_0/q4_0 GGUF files themselves (identical weights for both tools). On CPUs
+#    with AVX512-BF16 the bf16 checkpoint runs twice: exact (the default) and with INTERNKIT_ACTIVATIONS=bf16.
 # 5. Prints a Markdown table: tokens/s of both, ratios, load seconds, and decode as a fraction of the
 #    bandwidth limit (bytes of weights read per decode token / measured read bandwidth).
 set -euo pipefail
@@ -36,6 +37,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 CACHE="$ROOT/.cache/bench"
+BF16_ACTIVATIONS=0
+if grep -q -m1 'avx512_bf16' /proc/cpuinfo 2>/dev/null; then BF16_ACTIVATIONS=1; fi
 mkdir -p "$CACHE"
 BIN="$(Benchmarks/llamacpp/build-llamacpp.sh | tail -1)"
 SRC="$(dirname "$(dirname "$BIN")")/src-${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -113,7 +116,10 @@ for shape in $SHAPES; do
     fi
     for type in $TYPES; do
         case "$type" in
-            bf16) compare "$shape bf16" "$bf16" "$dir" ;;
+            bf16)
+                compare "$shape bf16" "$bf16" "$dir"
+                # llama.cpp's bf16 arithmetic (activations rounded to bf16, `vdpbf16ps`) where the CPU has it.
+                if [ "$BF16_ACTIVATIONS" = 1 ]; then INTERNKIT_ACTIVATIONS=bf16 compare "$shape bf16, bf16 activations" "$bf16" "$dir"; fi ;;
             q8_0 | q4_0)
                 gguf="$CACHE/$shape.$type.gguf"
                 upper=$(echo "$type" | tr a-z A-Z)

@@ -73,14 +73,17 @@ public struct WeightMatrix: @unchecked Sendable {
     /// they save no multiplies, and on SmolLM2's Q4_1 file with its Q8_0 output they turn the greedy answer
     /// to "What is the capital of France?" into llama.cpp's degenerate one (scripts/check-smollm.py).
     /// Elsewhere exact f32. `int8` forces 8 bits wherever supported, prefill included; `int16` and `f32`
-    /// force theirs.
-    public enum ActivationPrecision: String, Sendable { case f32, int16, int8 }
+    /// force theirs (`f32` also in prefill). `bf16` rounds the activations of bf16 weights to bf16 in prefill
+    /// (`matMulBF16Prefill`, AVX512-BF16 hosts): llama.cpp's arithmetic for bf16 models, opt-in because
+    /// bf16 checkpoints otherwise match transformers' f32 logits to 1e-4 (InternLM2Tests).
+    public enum ActivationPrecision: String, Sendable { case f32, int16, int8, bf16 }
 
     static let requestedActivationPrecision: ActivationPrecision? = {
         switch ProcessInfo.processInfo.environment["INTERNKIT_ACTIVATIONS"] {
         case "f32": .f32
         case "int16" where int16ActivationsAreVectorized: .int16
         case "int8" where int8ActivationsAreVectorized: .int8
+        case "bf16" where bf16PrefillIsVectorized: .bf16
         default: nil
         }
     }()
@@ -99,21 +102,32 @@ public struct WeightMatrix: @unchecked Sendable {
         return int16ActivationsAreVectorized && supportsInt16Activations(type) ? .int16 : .f32
     }
 
-    /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk) keeps exact f32
-    /// activations for quantized weights (unless INTERNKIT_ACTIVATIONS=int8): f32 tiles reuse each
-    /// de-quantized weight across tokens and beat the integer products there, while in decode (one token per
-    /// sequence) the integer products win. The choice depends on the phase, never on the token count, so a
-    /// decode row's result is the same alone or in a batch.
+    /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk): on AVX-512
+    /// builds Q8_0 and Q4_0 take 8-bit activations and the repacked VNNI kernel (`matMulQuantizedInt8Prefill`,
+    /// llama.cpp's choice: 4× the products per instruction of f32 FMAs), and with INTERNKIT_ACTIVATIONS=bf16
+    /// bf16 weights take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); elsewhere, and with
+    /// INTERNKIT_ACTIVATIONS=f32, prefill keeps exact f32 activations for quantized weights (unless
+    /// INTERNKIT_ACTIVATIONS=int8): f32 tiles reuse each de-quantized weight across tokens and beat the
+    /// one-token integer products there, while in decode (one token per sequence) the integer products win.
+    /// The choice depends on the phase, never on the token count, so a decode row's result is the same alone
+    /// or in a batch.
     public func multiply(
         _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
         _ input: UnsafePointer<Float>,  // (tokens, cols)
         tokens: Int, prefill: Bool = false, pool: ThreadPool?
     ) {
         switch storage {
-        case .float(let t): matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+        case .float(let t):
+            if prefill && t == .bf16 && Self.requestedActivationPrecision == .bf16 {
+                matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else {
+                matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            }
         case .quantized(let q):
             let precision = Self.activationPrecision(for: q)
-            if precision == .int8 && (!prefill || Self.requestedActivationPrecision == .int8) {
+            if prefill && int8PrefillIsVectorized && supportsInt8Prefill(q) && Self.requestedActivationPrecision != .f32 {
+                matMulQuantizedInt8Prefill(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else if precision == .int8 && (!prefill || Self.requestedActivationPrecision == .int8) {
                 matMulQuantizedInt8(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             } else if precision == .int16 && !prefill {
                 matMulQuantizedInt16(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)

@@ -534,7 +534,8 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let first = allLogits ? 0 : T - 1
         for t in first..<T { rmsNorm(xb + t * hidden, input: x + t * hidden, weight: norm, count: hidden, eps: eps) }
         debug("norm", -1, xb + first * hidden, (T - first) * hidden)
-        matmul(logits, output, xb + first * hidden, T - first, prefill: prefill)
+        // Only the last position's logits: a one-row product, computed as a decode step computes it.
+        matmul(logits, output, xb + first * hidden, T - first, prefill: prefill && T - first > 1)
     }
 
     /// Q, K and V of `rows` normed rows into the run state's q, k, v: one fused matrix split per KV group,

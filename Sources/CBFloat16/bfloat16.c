@@ -1,0 +1,2 @@
+// The target's functions are inline in its header; a C target needs a source file.
+#include "CBFloat16.h"
