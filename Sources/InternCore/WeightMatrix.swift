@@ -67,9 +67,9 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// How Q8_0/Q4_0/Q4_1/Q6_K products treat the activations in decode, from INTERNKIT_ACTIVATIONS (`int16`,
     /// `int8` or `f32`). Default where vectorized: 16 bits (`matMulQuantizedInt16`: integer dot products
-    /// within ~1e-5 of exact), except Q4_0 and Q6_K on AVX2 builds, which take 8 bits (`matMulQuantizedInt8`,
-    /// llama.cpp's choice): their `vpmaddubsw` kernels need half the integer multiplies, the bound of decode on
-    /// cores with one multiply pipe (BENCHMARKS.md, CPU inference). 8 bits stay off Q8_0 and Q4_1: there
+    /// within ~1e-5 of exact), except Q4_0 and Q6_K on the vector tiers, which take 8 bits (`matMulQuantizedInt8`,
+    /// llama.cpp's choice): their `vpmaddubsw` (AVX2) or `vpdpbusd` (AVX-512) kernels need half the integer
+    /// multiplies, the bound of decode on cores with one multiply pipe (BENCHMARKS.md, CPU inference). 8 bits stay off Q8_0 and Q4_1: there
     /// they save no multiplies, and on SmolLM2's Q4_1 file with its Q8_0 output they turn the greedy answer
     /// to "What is the capital of France?" into llama.cpp's degenerate one (scripts/check-smollm.py).
     /// Elsewhere exact f32. `int8` forces 8 bits wherever supported, prefill included; `int16` and `f32`

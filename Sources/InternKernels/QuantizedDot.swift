@@ -3,7 +3,7 @@
 //   out[t, r] = Σ_blocks [ d_w·d_x · Σ_i q_w[i]·q_x[i] + m_w·s_x ]
 // Each token is first quantized in blocks of 32 (`quantizeActivations`: d_x = max|x|/127, q_x = round(x/d_x),
 // ggml `quantize_row_q8_0`; s_x = d_x·Σq_x), then every block product is an integer dot product.
-// Why 8 bits for Q4_0 and Q6_K decode (the default there on AVX2, see WeightMatrix): `vpmaddubsw` multiplies
+// Why 8 bits for Q4_0 and Q6_K decode (the default there on the vector tiers, see WeightMatrix): `vpmaddubsw` multiplies
 // 32 unsigned codes by 32 int8 activations in one instruction, twice the products of `vpmaddwd` on int16,
 // and on cores with one integer-multiply pipe (AMD Zen 1/2) that pipe bounds decode. A nibble times an int8
 // is at most 15·127, so the int16 pair sums of two block halves and two levels of `vphaddw` cannot overflow

@@ -32,9 +32,17 @@ let out = UnsafeMutablePointer<Float>.allocate(capacity: rows)
     UnsafeRawPointer(x).loadUnaligned(fromByteOffset: column &* 4, as: SIMD8<Float>.self)
 }
 
-/// Four rows at a time, one accumulator each (InternKit's f32/bf16/f16 decode tile); with `prefetch`, the next
-/// tile's 4 rows are prefetched, one line per 64 bytes consumed.
-func fourRows(prefetch: Bool) {
+/// What the four-row tile prefetches.
+enum TilePrefetch {
+    case none
+    /// The next tile's 4 rows, one line per 64 bytes consumed (InternKit's f32/bf16/f16 decode tile).
+    case nextTile
+    /// Each row `bytes` ahead of its reads, one line per 64 bytes of each row (an alternative for long rows).
+    case ahead(Int)
+}
+
+/// Four rows at a time, one accumulator each (InternKit's f32/bf16/f16 decode tile).
+func fourRows(prefetch: TilePrefetch) {
     var r = 0
     while r &+ 4 <= rows {
         let w0 = UnsafeRawPointer(weights) + r &* rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes
@@ -42,34 +50,17 @@ func fourRows(prefetch: Bool) {
         var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
         var c = 0
         while c < cols {
-            if prefetch { intern_prefetch(next + 8 &* c) }
-            let xv = activations(c)
-            a0 = a0.addingProduct(load8(w0, c), xv)
-            a1 = a1.addingProduct(load8(w1, c), xv)
-            a2 = a2.addingProduct(load8(w2, c), xv)
-            a3 = a3.addingProduct(load8(w3, c), xv)
-            c &+= 8
-        }
-        (out[r], out[r &+ 1], out[r &+ 2], out[r &+ 3]) = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
-        r &+= 4
-    }
-}
-
-/// Four rows at a time, each row prefetched `ahead` bytes ahead of its reads (one line per 64 bytes of each
-/// row): for long rows, where the next tile is too far ahead to stay in the caches.
-func fourRowsAhead(_ ahead: Int) {
-    var r = 0
-    while r &+ 4 <= rows {
-        let w0 = UnsafeRawPointer(weights) + r &* rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes
-        var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
-        var c = 0
-        while c < cols {
-            if c & 31 == 0 {
-                let o = 2 &* c &+ ahead
-                intern_prefetch(w0 + o)
-                intern_prefetch(w1 + o)
-                intern_prefetch(w2 + o)
-                intern_prefetch(w3 + o)
+            switch prefetch {
+            case .none: break
+            case .nextTile: intern_prefetch(next + 8 &* c)
+            case .ahead(let bytes):
+                if c & 31 == 0 {
+                    let o = 2 &* c &+ bytes
+                    intern_prefetch(w0 + o)
+                    intern_prefetch(w1 + o)
+                    intern_prefetch(w2 + o)
+                    intern_prefetch(w3 + o)
+                }
             }
             let xv = activations(c)
             a0 = a0.addingProduct(load8(w0, c), xv)
@@ -117,8 +108,8 @@ func measure(_ name: String, _ body: () -> Void) {
 }
 
 print("\(rows) × \(cols) bf16, one thread")
-measure("4 rows, no prefetch     ") { fourRows(prefetch: false) }
-measure("4 rows, prefetch        ") { fourRows(prefetch: true) }
-for ahead in [1024, 2048, 4096] { measure("4 rows, \(ahead) B ahead   ") { fourRowsAhead(ahead) } }
+measure("4 rows, no prefetch     ") { fourRows(prefetch: .none) }
+measure("4 rows, prefetch        ") { fourRows(prefetch: .nextTile) }
+for ahead in [1024, 2048, 4096] { measure("4 rows, \(ahead) B ahead   ") { fourRows(prefetch: .ahead(ahead)) } }
 measure("1 row, no prefetch      ") { oneRow(prefetch: false) }
 measure("1 row, prefetch         ") { oneRow(prefetch: true) }
