@@ -120,6 +120,8 @@ public struct WeightMatrix: @unchecked Sendable {
         case .float(let t):
             if prefill && t == .bf16 && Self.requestedActivationPrecision == .bf16 {
                 matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else if !prefill {
+                matMulDecode(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             } else {
                 matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             }

@@ -214,6 +214,71 @@ public func matMul(
     }
 }
 
+/// out (T, R) = x (T, C) · Wᵀ for decode (one token per sequence, T the batch): rows of
+/// `decodeOneRowBytes` are read one at a time with four accumulators, a single weight stream per thread
+/// that the hardware prefetchers follow; shorter and longer rows take `matMul`'s 4-row tiles. Measured on
+/// AMD Zen 4, 2 threads, alternating runs: internlm2-1_8b bf16 (4 KiB rows but w2's) 7.33–7.77 → 8.02–8.40
+/// t/s; the small shape (2 KiB rows) was slower this way (median 60 vs 70 t/s), and so were 16 KiB rows in
+/// `prefetch-bench 8192` (9–11 vs 16–19 GB/s). Exact f32 FMAs as `matMul`, in
+/// another order (four partial sums per output), so decode and prefill results differ in rounding;
+/// `WeightMatrix` picks by phase, never by batch size, and every token runs the same code whatever T.
+public func matMulDecode(
+    _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+    weight: UnsafeRawPointer,  // (rows, cols) of `type`
+    type: WeightType,
+    input: UnsafePointer<Float>,  // (tokens, cols)
+    tokens: Int, rows: Int, cols: Int,
+    pool: ThreadPool?
+) {
+    guard decodeOneRowBytes.contains(cols * type.byteSize) else {
+        return matMul(out, weight: weight, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+    }
+    let body = { (range: Range<Int>, _: Int) in
+        switch type {
+        case .f32: decodeRows(F32Loader.self, out, weight, input, tokens, rows, cols, range)
+        case .f16: decodeRows(F16Loader.self, out, weight, input, tokens, rows, cols, range)
+        case .bf16: decodeRows(BF16Loader.self, out, weight, input, tokens, rows, cols, range)
+        }
+    }
+    if let pool {
+        pool.parallelFor(rows, granularity: 4, body)
+    } else {
+        body(0..<rows, 0)
+    }
+}
+
+/// Row lengths (bytes) of `matMulDecode`'s one-row path: bf16 rows of 2048 to 4096 weights.
+let decodeOneRowBytes = 4096...8192
+
+private func decodeRows<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: UnsafePointer<Float>,
+    _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>
+) {
+    let rowBytes = L.rowBytes(C), width = FloatVector.scalarCount, step = 4 &* width
+    let C4 = C &- C % step, CV = C & ~(width &- 1)
+    for r in rows {
+        let w = weight + r &* rowBytes
+        for t in 0..<T {
+            let xt = x + t &* C
+            var a0 = FloatVector(), a1 = a0, a2 = a0, a3 = a0
+            var c = 0
+            while c < C4 {
+                a0 = madd(a0, L.loadVector(w, c), loadVector(xt, c))
+                a1 = madd(a1, L.loadVector(w, c &+ width), loadVector(xt, c &+ width))
+                a2 = madd(a2, L.loadVector(w, c &+ 2 &* width), loadVector(xt, c &+ 2 &* width))
+                a3 = madd(a3, L.loadVector(w, c &+ 3 &* width), loadVector(xt, c &+ 3 &* width))
+                c &+= step
+            }
+            var a = (a0 + a1) + (a2 + a3)
+            while c < CV {
+                a = madd(a, L.loadVector(w, c), loadVector(xt, c))
+                c &+= width
+            }
+            out[t &* R &+ r] = tail(L.self, laneSum(a), w, xt, CV, C)
+        }
+    }
+}
+
 func matMulRows<L: WeightLoader>(
     _: L.Type, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: UnsafePointer<Float>,
     _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>

@@ -66,6 +66,30 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         #expect(fast == single, "threaded and single-threaded results differ")
     }
 
+    /// The decode product: rows of 4–8 KiB one at a time (with vector and scalar column tails), other lengths
+    /// through `matMul`; close to the reference, bitwise the same threaded or not, alone or in a batch.
+    @Test(arguments: WeightType.allCases, [1000, 2048, 2056, 2061, 4096])
+    func matMulDecodeMatchesReferenceAndIsBatchInvariant(type: WeightType, cols: Int) {
+        let rows = 13, tokens = 5
+        var random = TestRandom(state: UInt64(cols * 7 + 3))
+        let weights = encodeWeights(random.floats(rows * cols), as: type)
+        let input = random.floats(tokens * cols)
+        var batch = [Float](repeating: .nan, count: tokens * rows)
+        var slow = batch
+        weights.withUnsafeBytes { w in
+            matMulDecode(&batch, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: Self.pool3)
+            matMulReference(&slow, weight: w.baseAddress!, type: type, input: input, tokens: tokens, rows: rows, cols: cols)
+            for t in 0..<tokens {
+                var alone = [Float](repeating: .nan, count: rows)
+                Array(input[(t * cols)..<((t + 1) * cols)]).withUnsafeBufferPointer { x in
+                    matMulDecode(&alone, weight: w.baseAddress!, type: type, input: x.baseAddress!, tokens: 1, rows: rows, cols: cols, pool: nil)
+                }
+                #expect(alone.map(\.bitPattern) == batch[(t * rows)..<((t + 1) * rows)].map(\.bitPattern), "\(type) cols \(cols) token \(t)")
+            }
+        }
+        #expect(maxAbsDiff(batch, slow) < 1e-4 * Float(cols).squareRoot(), "\(type) cols \(cols)")
+    }
+
     /// Each token's row of the product is bitwise the same whether the token is multiplied alone or as
     /// any row of a batch (the 4-token and 1-token loops reduce in one order); continuous batching needs it.
     @Test(arguments: WeightType.allCases, [7, 8, 16, 33, 100])
