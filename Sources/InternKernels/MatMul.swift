@@ -247,7 +247,8 @@ public func matMulDecode(
     }
 }
 
-/// Row lengths (bytes) of `matMulDecode`'s one-row path: bf16 rows of 2048 to 4096 weights.
+/// Row lengths (bytes) of `matMulDecode`'s one-row path, for every float type (bf16: 2048 to 4096 weights;
+/// measured with bf16 only).
 let decodeOneRowBytes = 4096...8192
 
 private func decodeRows<L: WeightLoader>(

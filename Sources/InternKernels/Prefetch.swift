@@ -13,7 +13,8 @@ let prefetchDistance = 4096
 
 /// The longest rows (bytes) for which the f32/bf16/f16 decode tiles prefetch the next tile: beyond it the next
 /// tile is too far ahead (4 rows of 16 KiB for internlm2-1_8b's w2) and the prefetches slowed one Zen 4 core
-/// from 16–19 to 12–13.5 GB/s (`prefetch-bench 8192`); at 2–4 KiB rows they help (10.5 → 22.9 GB/s at 1024).
+/// from 16–19 to 12–14.5 GB/s (`prefetch-bench 8192`); at 2–4 KiB rows they help (10.5–11.2 → 22.9–25.6 GB/s
+/// at 1024).
 let tilePrefetchMaxRowBytes = 8192
 
 /// Prefetches the cache lines of `base[0..<bytes]`: one prefetch per 64 bytes (`bytes` is a constant at every
