@@ -338,6 +338,9 @@ private struct GGUFCursor {
 }
 
 extension GGUFFile {
+    /// `MappedFile.releasePages` for this file's mapping.
+    public func releasePages(_ start: UnsafeRawPointer, bytes: Int) { file.releasePages(start, bytes: bytes) }
+
     /// Tensor `name` as a weight matrix (ggml dimensions [cols, rows, ...] → rows × cols), read in place.
     /// - Throws: `CheckpointError` if the tensor is missing or of a type the kernels cannot read.
     public func matrix(_ name: String) throws -> WeightMatrix {

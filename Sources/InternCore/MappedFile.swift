@@ -41,6 +41,15 @@ public final class MappedFile: @unchecked Sendable {
         mapped = true
     }
 
+    /// Drops the resident pages wholly inside `bytes` from `start` (which must lie in this mapping) from the
+    /// process: a later read pages them in again from the file. For data copied elsewhere (packed weights).
+    public func releasePages(_ start: UnsafeRawPointer, bytes: Int) {
+        guard mapped, start >= base, start + bytes <= base + size else { return }
+        let page = Int(getpagesize())
+        let first = (Int(bitPattern: start) + page - 1) / page * page, end = (Int(bitPattern: start) + bytes) / page * page
+        if end > first { _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, MADV_DONTNEED) }
+    }
+
     deinit {
         if mapped {
             munmap(UnsafeMutableRawPointer(mutating: base), size)

@@ -25,6 +25,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     /// The mapping `data` points into, kept alive as long as the matrix.
     let owner: AnyObject
+    /// A lossless 12-bit copy of a bf16 matrix that decode reads instead of `data` (`packedForDecode`).
+    public private(set) var packed: PackedBFloat16Matrix?
 
     public init(data: UnsafeRawPointer, storage: WeightStorage, rows: Int, cols: Int, owner: AnyObject) {
         self.data = data
@@ -55,6 +57,29 @@ public struct WeightMatrix: @unchecked Sendable {
             throw CheckpointError.shapeMismatch(file: view.file, tensor: view.name, expected: expected, actual: view.shape)
         }
         self.init(data: view.data, storage: .quantized(quantization), rows: rows, cols: cols, owner: view.mapping)
+    }
+
+    /// Whether bf16 matrices get a packed copy for decode (`packedForDecode`): where the packed kernel is
+    /// vectorized, unless INTERNKIT_PACKED_BF16=0.
+    public static let packsBFloat16: Bool =
+        packedBFloat16IsVectorized && ProcessInfo.processInfo.environment["INTERNKIT_PACKED_BF16"] != "0"
+
+    /// This matrix with a packed copy (`PackedBFloat16Matrix`: 12 bits a weight, bit-exact) that its products
+    /// read instead of the mapped bf16, when it is bf16, its rows are whole chunks of 64 and `packsBFloat16`;
+    /// else itself. Decode steps are bound by the bytes they read (BENCHMARKS.md, CPU inference). The mapped
+    /// pages are then released (row reads, as of a tied embedding, page them in again).
+    public func packedForDecode(pool: ThreadPool?) -> WeightMatrix {
+        guard Self.packsBFloat16, storage == .float(.bf16), packed == nil, cols % 64 == 0,
+            let packed = PackedBFloat16Matrix(bf16: data, rows: rows, cols: cols, pool: pool)
+        else { return self }
+        var copy = self
+        copy.packed = packed
+        if let file = owner as? MappedFile {
+            file.releasePages(data, bytes: byteCount)
+        } else if let file = owner as? GGUFFile {
+            file.releasePages(data, bytes: byteCount)
+        }
+        return copy
     }
 
     /// Bytes the matrix occupies.
@@ -120,6 +145,12 @@ public struct WeightMatrix: @unchecked Sendable {
         case .float(let t):
             if prefill && t == .bf16 && Self.requestedActivationPrecision == .bf16 {
                 matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else if let packed {
+                if prefill {
+                    packed.multiplyPrefill(out, input: input, tokens: tokens, pool: pool)
+                } else {
+                    packed.multiply(out, input: input, tokens: tokens, pool: pool)
+                }
             } else if !prefill {
                 matMulDecode(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             } else {

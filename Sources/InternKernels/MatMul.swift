@@ -296,7 +296,6 @@ func matMulRows<L: WeightLoader>(
         // read in place. The buffer is allocated once per call and thread, not per token.
         let staged = L.self != F32Loader.self
         let panelRows = max(1, min(prefillPanelBytes / (C &* 4), rows.count) / prefillTileRows) &* prefillTileRows
-        let tokenBlock = max(4, (prefillTokenBytes / (C &* 4)) & ~3)
         let buffer: UnsafeMutablePointer<Float>? = staged ? .allocate(capacity: panelRows &* C) : nil
         defer { buffer?.deallocate() }
         while r &+ prefillTileRows <= rows.upperBound {
@@ -321,18 +320,10 @@ func matMulRows<L: WeightLoader>(
             } else {
                 (panel, panelRowBytes) = (w, rowBytes)
             }
-            var t = 0
-            while t < T {
-                let count = min(tokenBlock, T &- t)
-                for tile in stride(from: 0, to: n, by: prefillTileRows) {
-                    let o = out + (t &* R &+ r &+ tile), p = panel + tile &* panelRowBytes
-                    if staged {
-                        prefillTiles(F32Loader.self, o, R, p, panelRowBytes, x + t &* C, count, C)
-                    } else {
-                        prefillTiles(L.self, o, R, p, panelRowBytes, x + t &* C, count, C)
-                    }
-                }
-                t &+= count
+            if staged {
+                prefillPanel(F32Loader.self, out + r, R, panel, panelRowBytes, n, x, T, C)
+            } else {
+                prefillPanel(L.self, out + r, R, panel, panelRowBytes, n, x, T, C)
             }
             r &+= n
         }
@@ -362,6 +353,24 @@ func matMulRows<L: WeightLoader>(
 /// within the 2 MiB L2 of a current server core.
 let prefillPanelBytes = 1 << 20
 let prefillTokenBytes = 1 << 19
+
+/// A panel of `n` rows (a multiple of `prefillTileRows`) against all T tokens: every block of tokens (about
+/// `prefillTokenBytes` of activations, reused from L2) runs through all of the panel's tiles.
+@inline(__always)
+func prefillPanel<L: WeightLoader>(
+    _: L.Type, _ out: UnsafeMutablePointer<Float>, _ R: Int, _ panel: UnsafeRawPointer, _ panelRowBytes: Int, _ n: Int,
+    _ x: UnsafePointer<Float>, _ T: Int, _ C: Int
+) {
+    let tokenBlock = max(4, (prefillTokenBytes / (C &* 4)) & ~3)
+    var t = 0
+    while t < T {
+        let count = min(tokenBlock, T &- t)
+        for tile in stride(from: 0, to: n, by: prefillTileRows) {
+            prefillTiles(L.self, out + (t &* R &+ tile), R, panel + tile &* panelRowBytes, panelRowBytes, x + t &* C, count, C)
+        }
+        t &+= count
+    }
+}
 
 /// One prefill tile (`prefillTileRows` rows) against all T tokens: blocks of 4 tokens, then single tokens.
 @inline(__always)

@@ -264,6 +264,20 @@ struct InternLM2Block {
     let attention: InternLM2Attention
     let ffnNorm: [Float]  // (hidden)
     let feedForward: InternLM2MLP
+
+    /// The block with its matrices `packedForDecode`.
+    func packedForDecode(pool: ThreadPool) -> InternLM2Block {
+        let pack = { (m: WeightMatrix) in m.packedForDecode(pool: pool) }
+        let projection: InternLM2Attention.Projection =
+            switch attention.projection {
+            case .fused(let wqkv): .fused(wqkv: pack(wqkv))
+            case .separate(let q, let k, let v): .separate(q: pack(q), k: pack(k), v: pack(v))
+            }
+        return InternLM2Block(
+            attentionNorm: attentionNorm, attention: InternLM2Attention(projection: projection, wo: pack(attention.wo)),
+            ffnNorm: ffnNorm,
+            feedForward: InternLM2MLP(w1: pack(feedForward.w1), w3: pack(feedForward.w3), w2: pack(feedForward.w2)))
+    }
 }
 
 // MARK: - Model
@@ -363,13 +377,16 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         configuration: InternLM2Configuration, tokEmbeddings: WeightMatrix, layers: [InternLM2Block], norm: [Float],
         output: WeightMatrix, threadCount: Int?, chunkSize: Int
     ) {
+        let pool = ThreadPool(threadCount: threadCount)
         self.configuration = configuration
         self.tokEmbeddings = tokEmbeddings
-        self.layers = layers
+        // Decode reads bf16 matrices from their lossless 12-bit copies (WeightMatrix.packedForDecode); the
+        // embedding table is only gathered from, so it stays as mapped.
+        self.layers = layers.map { $0.packedForDecode(pool: pool) }
         self.norm = norm
-        self.output = output
+        self.output = output.packedForDecode(pool: pool)
         self.chunkSize = max(1, chunkSize)
-        pool = ThreadPool(threadCount: threadCount)
+        self.pool = pool
         state = RunState(configuration: configuration, chunk: self.chunkSize)
     }
 
