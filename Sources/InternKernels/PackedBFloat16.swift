@@ -4,8 +4,9 @@
 // matrix's scale (random and trained weights alike). So each weight keeps its low byte as is and its top byte
 // becomes a 4-bit code into the matrix's table of the 15 most common top bytes (code 0: top byte 0x00). The
 // rare weights whose top byte is not in the table (values far below the matrix's scale; 1.4e-4 of the
-// uniform random weights of `intern init`) are stored as +0 and listed per row as exceptions, added after the
-// vector loop. 12 bits a weight instead of 16: a decode step reads 25% fewer bytes, every weight bit-exact.
+// uniform random weights of `intern init`, at most 7.9e-4 in any matrix of SmolLM2-135M in bf16) are stored
+// as +0 and listed per row as exceptions, added after the vector loop; a matrix with more than 0.5% of them
+// stays unpacked. 12 bits a weight instead of 16: a decode step reads 25% fewer bytes, every weight bit-exact.
 // Layout: rows of chunks of 64 weights, 96 bytes each: the 64 low bytes, then 32 bytes of codes (byte j: the
 // code of weight j in its low nibble, of weight j + 32 in its high nibble).
 // Decoding a chunk (AVX-512): one 64-byte load; one 32-byte load broadcast to both halves, the upper half
@@ -63,7 +64,7 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
 
     /// Packs `rows` × `cols` bf16 weights (threaded over rows when `pool` is given). Nil when `cols` is not a
     /// multiple of 64 or more than `maxExceptionFraction` of the weights would be exceptions.
-    public init?(bf16 weight: UnsafeRawPointer, rows: Int, cols: Int, pool: ThreadPool?, maxExceptionFraction: Double = 0.001) {
+    public init?(bf16 weight: UnsafeRawPointer, rows: Int, cols: Int, pool: ThreadPool?, maxExceptionFraction: Double = 0.005) {
         guard rows > 0, cols > 0, cols % 64 == 0, rows < Int(Int32.max), cols < Int(Int32.max) else { return nil }
         let rowBytes = cols / 64 * 96
         let table = commonTopBytes(weight, rows: rows, cols: cols)
