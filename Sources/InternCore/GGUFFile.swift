@@ -338,9 +338,6 @@ private struct GGUFCursor {
 }
 
 extension GGUFFile {
-    /// `MappedFile.releasePages` for this file's mapping.
-    public func releasePages(_ start: UnsafeRawPointer, bytes: Int) { file.releasePages(start, bytes: bytes) }
-
     /// Tensor `name` as a weight matrix (ggml dimensions [cols, rows, ...] → rows × cols), read in place.
     /// - Throws: `CheckpointError` if the tensor is missing or of a type the kernels cannot read.
     public func matrix(_ name: String) throws -> WeightMatrix {
@@ -360,6 +357,6 @@ extension GGUFFile {
         }
         return WeightMatrix(
             data: data(of: info), storage: storage, rows: info.dimensions.dropFirst().reduce(1, *), cols: info.dimensions[0],
-            owner: self)
+            owner: file)  // the mapping, which is what a matrix keeps alive (and may release pages of)
     }
 }

@@ -25,7 +25,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     /// The mapping `data` points into, kept alive as long as the matrix.
     let owner: AnyObject
-    /// A lossless 12-bit copy of a bf16 matrix that decode reads instead of `data` (`packedForDecode`).
+    /// A lossless 12-bit copy of a bf16 matrix that products read instead of `data` (`packedBFloat16`).
     public private(set) var packed: PackedBFloat16Matrix?
 
     public init(data: UnsafeRawPointer, storage: WeightStorage, rows: Int, cols: Int, owner: AnyObject) {
@@ -59,7 +59,7 @@ public struct WeightMatrix: @unchecked Sendable {
         self.init(data: view.data, storage: .quantized(quantization), rows: rows, cols: cols, owner: view.mapping)
     }
 
-    /// Whether bf16 matrices get a packed copy for decode (`packedForDecode`): where the packed kernel is
+    /// Whether bf16 matrices get a packed copy (`packedBFloat16`): where the packed kernel is
     /// vectorized, unless INTERNKIT_PACKED_BF16=0.
     public static let packsBFloat16: Bool =
         packedBFloat16IsVectorized && ProcessInfo.processInfo.environment["INTERNKIT_PACKED_BF16"] != "0"
@@ -68,17 +68,13 @@ public struct WeightMatrix: @unchecked Sendable {
     /// read instead of the mapped bf16, when it is bf16, its rows are whole chunks of 64 and `packsBFloat16`;
     /// else itself. Decode steps are bound by the bytes they read (BENCHMARKS.md, CPU inference). The mapped
     /// pages are then released (row reads, as of a tied embedding, page them in again).
-    public func packedForDecode(pool: ThreadPool?) -> WeightMatrix {
+    public func packedBFloat16(pool: ThreadPool?) -> WeightMatrix {
         guard Self.packsBFloat16, storage == .float(.bf16), packed == nil, cols % 64 == 0,
             let packed = PackedBFloat16Matrix(bf16: data, rows: rows, cols: cols, pool: pool)
         else { return self }
         var copy = self
         copy.packed = packed
-        if let file = owner as? MappedFile {
-            file.releasePages(data, bytes: byteCount)
-        } else if let file = owner as? GGUFFile {
-            file.releasePages(data, bytes: byteCount)
-        }
+        (owner as? MappedFile)?.releasePages(data, bytes: byteCount)
         return copy
     }
 

@@ -199,19 +199,7 @@ public func matMul(
     tokens: Int, rows: Int, cols: Int,
     pool: ThreadPool?
 ) {
-    let body = { (range: Range<Int>, _: Int) in
-        switch type {
-        case .f32: matMulRows(F32Loader.self, out, weight, input, tokens, rows, cols, range)
-        case .f16: matMulRows(F16Loader.self, out, weight, input, tokens, rows, cols, range)
-        case .bf16: matMulRows(BF16Loader.self, out, weight, input, tokens, rows, cols, range)
-        }
-    }
-    if let pool {
-        // Prefill tiles are 6 (or 3) rows, decode tiles 4: chunks of 12 rows leave no row to the scalar tail.
-        pool.parallelFor(rows, granularity: 12, body)
-    } else {
-        body(0..<rows, 0)
-    }
+    floatProduct(oneRow: false, out, weight, type, input, tokens, rows, cols, pool)
 }
 
 /// out (T, R) = x (T, C) · Wᵀ for decode (one token per sequence, T the batch): rows of
@@ -233,15 +221,31 @@ public func matMulDecode(
     guard decodeOneRowBytes.contains(cols * type.byteSize) else {
         return matMul(out, weight: weight, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
     }
+    floatProduct(oneRow: true, out, weight, type, input, tokens, rows, cols, pool)
+}
+
+/// `decodeRows` (one row at a time) or `matMulRows` (tiles) with `type`'s loader, threaded over rows: chunks
+/// of 12 rows for the tiles (prefill tiles are 6 or 3 rows, decode tiles 4: no row left to the scalar tail).
+private func floatProduct(
+    oneRow: Bool, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ type: WeightType,
+    _ input: UnsafePointer<Float>, _ tokens: Int, _ rows: Int, _ cols: Int, _ pool: ThreadPool?
+) {
+    func run<L: WeightLoader>(_: L.Type, _ range: Range<Int>) {
+        if oneRow {
+            decodeRows(L.self, out, weight, input, tokens, rows, cols, range)
+        } else {
+            matMulRows(L.self, out, weight, input, tokens, rows, cols, range)
+        }
+    }
     let body = { (range: Range<Int>, _: Int) in
         switch type {
-        case .f32: decodeRows(F32Loader.self, out, weight, input, tokens, rows, cols, range)
-        case .f16: decodeRows(F16Loader.self, out, weight, input, tokens, rows, cols, range)
-        case .bf16: decodeRows(BF16Loader.self, out, weight, input, tokens, rows, cols, range)
+        case .f32: run(F32Loader.self, range)
+        case .f16: run(F16Loader.self, range)
+        case .bf16: run(BF16Loader.self, range)
         }
     }
     if let pool {
-        pool.parallelFor(rows, granularity: 4, body)
+        pool.parallelFor(rows, granularity: oneRow ? 4 : 12, body)
     } else {
         body(0..<rows, 0)
     }

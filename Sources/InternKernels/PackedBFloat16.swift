@@ -180,6 +180,7 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             defer { permuted.deallocate() }
             for t in 0..<tokens { permuteActivations(input + t * C, into: permuted + t * C, cols: C) }
             let x = UnsafePointer(permuted)
+            let table = tableVector
             let body = { (range: Range<Int>, _: Int) in
                 let panelRows = max(1, min(prefillPanelBytes / (C * 4), range.count) / prefillTileRows) * prefillTileRows
                 let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * C)
@@ -187,7 +188,7 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
                 var r = range.lowerBound
                 while r + prefillTileRows <= range.upperBound {
                     let n = min(panelRows, (range.upperBound - r) / prefillTileRows * prefillTileRows)
-                    for i in 0..<n { self.decodeRow(r + i, into: panel + i * C) }
+                    for i in 0..<n { self.decodeRow(r + i, into: panel + i * C, table) }
                     prefillPanel(F32Loader.self, out + r, self.rows, UnsafeRawPointer(panel), C * 4, n, x, tokens, C)
                     r += n
                 }
@@ -226,9 +227,11 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
     }
 
     #if INTERNKIT_AVX512
+        /// `table` in each 128-bit lane, as `vpshufb` looks it up.
+        private var tableVector: __m512i { table.withUnsafeBytes { _mm512_broadcast_i32x4($0.loadUnaligned(as: __m128i.self)) } }
+
         /// Row `r` as f32 in the chunks' vector order (`permuteActivations`), exceptions included.
-        private func decodeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-            let table = table.withUnsafeBytes { _mm512_broadcast_i32x4($0.loadUnaligned(as: __m128i.self)) }
+        private func decodeRow(_ r: Int, into out: UnsafeMutablePointer<Float>, _ table: __m512i) {
             let row = UnsafeRawPointer(data) + r &* rowBytes
             for k in 0..<(cols / 64) {
                 let v = decodeChunk(row + k &* 96, table), o = UnsafeMutableRawPointer(out + k &* 64)
@@ -247,7 +250,7 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ natural: UnsafePointer<Float>, _ T: Int,
             _ range: Range<Int>
         ) {
-            let table = table.withUnsafeBytes { _mm512_broadcast_i32x4($0.loadUnaligned(as: __m128i.self)) }
+            let table = tableVector
             let chunks = cols / 64, C = cols, R = rows
             var r = range.lowerBound
             if C > packedOneRowColumns {

@@ -265,9 +265,9 @@ struct InternLM2Block {
     let ffnNorm: [Float]  // (hidden)
     let feedForward: InternLM2MLP
 
-    /// The block with its matrices `packedForDecode`.
-    func packedForDecode(pool: ThreadPool) -> InternLM2Block {
-        let pack = { (m: WeightMatrix) in m.packedForDecode(pool: pool) }
+    /// The block with its matrices `packedBFloat16`.
+    func packedBFloat16(pool: ThreadPool) -> InternLM2Block {
+        let pack = { (m: WeightMatrix) in m.packedBFloat16(pool: pool) }
         let projection: InternLM2Attention.Projection =
             switch attention.projection {
             case .fused(let wqkv): .fused(wqkv: pack(wqkv))
@@ -380,11 +380,11 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let pool = ThreadPool(threadCount: threadCount)
         self.configuration = configuration
         self.tokEmbeddings = tokEmbeddings
-        // Decode reads bf16 matrices from their lossless 12-bit copies (WeightMatrix.packedForDecode); the
+        // Products read bf16 matrices from their lossless 12-bit copies (WeightMatrix.packedBFloat16); the
         // embedding table is only gathered from, so it stays as mapped.
-        self.layers = layers.map { $0.packedForDecode(pool: pool) }
+        self.layers = layers.map { $0.packedBFloat16(pool: pool) }
         self.norm = norm
-        self.output = output.packedForDecode(pool: pool)
+        self.output = output.packedBFloat16(pool: pool)
         self.chunkSize = max(1, chunkSize)
         self.pool = pool
         state = RunState(configuration: configuration, chunk: self.chunkSize)
