@@ -5,7 +5,7 @@
 //   vdpbf16ps bf16 × bf16-rounded activations, `vdpbf16ps` (llama.cpp's ggml_vec_dot_bf16 on AVX512-BF16)
 //   packed    the 12-bit layout: 64 low bytes + 32 bytes of 4-bit codes per 64 weights, one row at a time
 //   packed×4  the same, 4 rows sharing each activation load (InternKit's path for rows over 4096 columns)
-// Build and run (needs AVX-512 BW/VBMI and AVX512-BF16):
+// Build and run (AVX-512 BW and AVX512-BF16, or AVX2 + FMA: then vdpbf16ps is f32-act again):
 //   clang -O2 -march=native -pthread Benchmarks/packed-bf16/packed-bf16-bench.c -o /tmp/packed-bf16-bench -lm
 //   /tmp/packed-bf16-bench THREADS REPS COLS        e.g. 2 12 2048
 // Weights are uniform with standard deviation 0.02 (as `intern init`); the packed results are checked against
@@ -32,6 +32,7 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
+#if defined(__AVX512BW__) && defined(__AVX512BF16__)
 static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 #define WIDEN(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(p))), 16))
 
@@ -110,6 +111,88 @@ static void packed4(size_t r0, size_t r1) {
         for (int i = 0; i < 4; i++) OUT2[r + i] = hsum(a[i]);
     }
 }
+
+#else
+// AVX2 (InternKit's haswell tier): the same layout and activation permutation, the zmm lanes split over two ymm.
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+#define WIDEN(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const void *)(p))), 16))
+
+static void f32act(size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+        const uint16_t *w = W + r * C;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < C; c += 32) {
+            _mm_prefetch((const char *)(w + c) + 1024, _MM_HINT_T0);
+            a0 = _mm256_fmadd_ps(WIDEN(w + c), _mm256_loadu_ps(X + c), a0);
+            a1 = _mm256_fmadd_ps(WIDEN(w + c + 8), _mm256_loadu_ps(X + c + 8), a1);
+            a2 = _mm256_fmadd_ps(WIDEN(w + c + 16), _mm256_loadu_ps(X + c + 16), a2);
+            a3 = _mm256_fmadd_ps(WIDEN(w + c + 24), _mm256_loadu_ps(X + c + 24), a3);
+        }
+        OUT[r] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
+}
+
+// Half a chunk (32 weights: low bytes at z, codes in the nibbles of n) as four f32 vectors.
+static inline void decodeHalf(const uint8_t *z, __m256i codes, __m256i table, __m256 v[4]) {
+    const __m256i low = _mm256_loadu_si256((const void *)z), odd = _mm256_set1_epi32((int)0xFFFF0000);
+    const __m256i top = _mm256_shuffle_epi8(table, codes);
+    const __m256i lo = _mm256_unpacklo_epi8(low, top), hi = _mm256_unpackhi_epi8(low, top);
+    v[0] = _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16));
+    v[1] = _mm256_castsi256_ps(_mm256_and_si256(lo, odd));
+    v[2] = _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16));
+    v[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, odd));
+}
+
+// 64 packed weights times the permuted activations, into four accumulators (one FMA chain each, two per chunk).
+static inline void dotChunk(const uint8_t *z, __m256i table, const float *xp, __m256 a[4]) {
+    const __m256i n = _mm256_loadu_si256((const void *)(z + 64)), mask = _mm256_set1_epi8(15);
+    __m256 v[4];
+    decodeHalf(z, _mm256_and_si256(n, mask), table, v);
+    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(v[k], _mm256_loadu_ps(xp + 16 * k), a[k]);
+    decodeHalf(z + 32, _mm256_and_si256(_mm256_srli_epi16(n, 4), mask), table, v);
+    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(v[k], _mm256_loadu_ps(xp + 16 * k + 8), a[k]);
+}
+
+static inline float hsum4(const __m256 a[4]) { return hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]))); }
+
+static void packed(size_t r0, size_t r1) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const void *)TABLE));
+    const size_t rowBytes = C / 64 * 96;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *z = Z + r * rowBytes;
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int c = 0; c < C; c += 64, z += 96) {
+            _mm_prefetch((const char *)z + 4096, _MM_HINT_T0);
+            _mm_prefetch((const char *)z + 4096 + 64, _MM_HINT_T0);
+            dotChunk(z, table, XP + c, a);
+        }
+        OUT2[r] = hsum4(a);
+    }
+}
+
+static void packed4(size_t r0, size_t r1) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const void *)TABLE));
+    const size_t rowBytes = C / 64 * 96;
+    for (size_t r = r0; r + 3 < r1; r += 4) {
+        const uint8_t *z = Z + r * rowBytes;
+        __m256 a[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 4; k++) a[i][k] = _mm256_setzero_ps();
+        for (int c = 0; c < C; c += 64, z += 96)
+            for (int i = 0; i < 4; i++) {
+                _mm_prefetch((const char *)z + i * rowBytes + 1536, _MM_HINT_T0);
+                dotChunk(z + i * rowBytes, table, XP + c, a[i]);
+            }
+        for (int i = 0; i < 4; i++) OUT2[r + i] = hsum4(a[i]);
+    }
+}
+
+static void dpbf16(size_t r0, size_t r1) { f32act(r0, r1); }  // no AVX512-BF16: llama.cpp widens bf16 as f32-act does
+#endif
 
 typedef void (*Kernel)(size_t, size_t);
 typedef struct { Kernel kernel; size_t r0, r1; } Job;
