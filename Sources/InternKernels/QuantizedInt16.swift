@@ -477,7 +477,7 @@ typealias Int16Activations = QuantizedActivations<Int16>
             let sums = _mm256_cvtepi32_ps(groupSums512(B.self, first, xq, constants.reduce))
         #else
             let sums = _mm256_cvtepi32_ps(
-                B.nibbleStart.map { nibblePairSums(first + $0, B.bytes, xq) } ?? bytePairSums(first + 2, B.bytes, xq))
+                B.nibbleStart.map { nibblePairSums(first + $0, B.bytes, xq) } ?? bytePairSums(first + 2, B.bytes, xq))  // + 2: past the f16 scale
         #endif
         return scaledGroup(B.self, acc, first, sums, s, sx, b)
     }
@@ -523,9 +523,14 @@ typealias Int16Activations = QuantizedActivations<Int16>
                         _mm256_madd_epi16(_mm256_srai_epi16(_mm256_slli_epi16(high, 8), 8), (x + 64).loadUnaligned(as: __m256i.self)),
                         _mm256_madd_epi16(_mm256_srai_epi16(high, 8), (x + 96).loadUnaligned(as: __m256i.self))))
             }
-            // pair k: [block k (4 lanes) | block k + 4 (4 lanes)]; hadd works per 128-bit half.
-            let h01 = _mm256_hadd_epi32(pair(0), pair(1)), h23 = _mm256_hadd_epi32(pair(2), pair(3))
-            return _mm256_hadd_epi32(h01, h23)
+            return pairSums(pair)
+        }
+
+        /// Eight block sums in block order from the products of the four pairs (pair k: [block k (4 lanes) |
+        /// block k + 4 (4 lanes)]; hadd works per 128-bit half).
+        @inline(__always)
+        private func pairSums(_ pair: (Int) -> __m256i) -> __m256i {
+            _mm256_hadd_epi32(_mm256_hadd_epi32(pair(0), pair(1)), _mm256_hadd_epi32(pair(2), pair(3)))
         }
 
         /// The exact integer sums of eight nibble blocks (lane i = block i; `nibbles` at block 0's nibbles,
@@ -548,9 +553,7 @@ typealias Int16Activations = QuantizedActivations<Int16>
                         _mm256_madd_epi16(odd, (x + 64).loadUnaligned(as: __m256i.self)),
                         _mm256_madd_epi16(odd16, (x + 96).loadUnaligned(as: __m256i.self))))
             }
-            // pair k: [block k (4 lanes) | block k + 4 (4 lanes)]; hadd works per 128-bit half.
-            let h01 = _mm256_hadd_epi32(pair(0), pair(1)), h23 = _mm256_hadd_epi32(pair(2), pair(3))
-            return _mm256_hadd_epi32(h01, h23)
+            return pairSums(pair)
         }
     #endif
 
