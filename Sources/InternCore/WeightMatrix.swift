@@ -140,7 +140,11 @@ public struct WeightMatrix: @unchecked Sendable {
         switch storage {
         case .float(let t):
             if prefill && t == .bf16 && Self.requestedActivationPrecision == .bf16 {
-                matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+                if let packed {
+                    packed.multiplyPrefillBFloat16(out, input: input, tokens: tokens, pool: pool)
+                } else {
+                    matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+                }
             } else if let packed {
                 if prefill {
                     packed.multiplyPrefill(out, input: input, tokens: tokens, pool: pool)
@@ -150,7 +154,7 @@ public struct WeightMatrix: @unchecked Sendable {
             } else if !prefill {
                 matMulDecode(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             } else {
-                matMul(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+                matMulPrefill(out, weight: data, type: t, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             }
         case .quantized(let q):
             let precision = Self.activationPrecision(for: q)
@@ -160,6 +164,8 @@ public struct WeightMatrix: @unchecked Sendable {
                 matMulQuantizedInt8(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             } else if precision == .int16 && !prefill {
                 matMulQuantizedInt16(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            } else if prefill {
+                matMulQuantizedPrefill(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             } else {
                 matMulQuantized(out, weight: data, type: q, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
             }

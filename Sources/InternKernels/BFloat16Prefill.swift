@@ -1,13 +1,15 @@
 // Prefill (many tokens at once) against bf16 weights with AVX-512 BF16 dot products, as llama.cpp's bf16
-// path computes it: the activations are rounded to bf16 once per call, then `vdpbf16ps` multiplies 32 bf16
-// weights by 32 bf16 activations and adds the pairs into 16 f32 lanes, twice the products per instruction of
-// the f32 FMA tiles, reading the weights in place (no f32 staging, so half the bytes through the caches).
-// Tiles of 6 rows × 4 tokens (24 accumulators of the 32 registers), blocked like `matMul`'s prefill: a panel
-// of rows stays in L2 while every block of tokens runs through it. Only for prefill, and opt-in
-// (INTERNKIT_ACTIVATIONS=bf16, see `WeightMatrix`): decode keeps exact f32 activations, and a token's prefill result depends on neither the tiling
-// nor the token count (one accumulator per output over ascending columns, then its lane sum).
-// Accuracy: the activations' bf16 rounding (relative 2^-9) is the difference from `matMul`; the weights are
-// bf16 already. `matMulBF16PrefillReference` rounds the same way and accumulates in Double.
+// path computes it: the activations are rounded to bf16 once per call, then `vdpbf16ps` multiplies pairs of
+// bf16 weights by pairs of bf16 activations and adds both products into an f32 lane, twice the products per
+// instruction of f32 FMAs. It is `PrefillGEMM.swift`'s GEMM with 4-byte units that hold a pair of bf16
+// columns: the weights packed per block as pairs (no f32 staging, so a 512-column block per 128 KiB panel),
+// the token pairs broadcast as 32-bit values, 12 tokens × 32 rows per micro-kernel. On AMD Zen 4 an f32 FMA
+// chain cannot reach llama.cpp's bf16 prefill at all: 2 cores × 116 GFLOP/s measured peak is 76 tokens/s of
+// internlm2-1_8b at 100%, against llama.cpp's 85 (BENCHMARKS.md, CPU inference).
+// Each output is one chain of `vdpbf16ps` over the column pairs in ascending order, so a token's result does
+// not depend on T, the tiling or the threads. Accuracy: the activations' bf16 rounding (relative 2^-9) is the
+// difference from `matMulPrefill`; the weights are bf16 already. `matMulBF16PrefillReference` rounds the same
+// way and accumulates in Double. Used for bf16 weights in prefill only; decode keeps exact f32 activations.
 #if INTERNKIT_AVX512BF16
     import CBFloat16
     import _Builtin_intrinsics.intel
@@ -31,28 +33,7 @@ public func matMulBF16Prefill(
     pool: ThreadPool?
 ) {
     #if INTERNKIT_AVX512BF16
-        guard tokens > 0, rows > 0 else { return }
-        // Each token's activations as bf16, padded with zeros to whole vectors of 32.
-        let stride = (cols + 31) & ~31
-        let x = UnsafeMutableRawPointer.allocate(byteCount: tokens * stride * 2, alignment: 64)
-        defer { x.deallocate() }
-        for t in 0..<tokens {
-            let src = input + t * cols, dst = x + t * stride * 2
-            var c = 0
-            while c < stride {
-                let low = _mm512_maskz_loadu_ps(mask16(cols - c), src + c)
-                let high = _mm512_maskz_loadu_ps(mask16(cols - c - 16), src + c + 16)
-                dst.storeBytes(of: intern_bf16_pair(low, high), toByteOffset: c * 2, as: __m512i.self)
-                c += 32
-            }
-        }
-        let activations = UnsafeRawPointer(x)
-        let body = { (range: Range<Int>, _: Int) in bf16Rows(out, weight, activations, stride, tokens, rows, cols, range) }
-        if let pool {
-            pool.parallelFor(rows, granularity: 12, body)
-        } else {
-            body(0..<rows, 0)
-        }
+        gemm(out, BFloat16GEMM(rows: BFloat16Rows(base: weight, cols: cols)), input, tokens, rows, cols, pool)
     #else
         matMulBF16PrefillReference(out, weight: weight, input: input, tokens: tokens, rows: rows, cols: cols)
     #endif
@@ -88,123 +69,206 @@ public func matMulBF16PrefillReference(
 // MARK: - AVX-512 BF16
 
 #if INTERNKIT_AVX512BF16
-    /// The first `count` (clamped to 0...16) of 16 lanes.
-    @inline(__always)
-    private func mask16(_ count: Int) -> UInt16 { UInt16(truncatingIfNeeded: (1 << max(0, min(16, count))) &- 1) }
-
-    /// 32 bf16 weights from c, zeros past C (the last vector of a row whose length is not a multiple of 32).
-    @inline(__always)
-    private func weights(_ row: UnsafeRawPointer, _ c: Int, _ C: Int) -> __m512i {
-        if c &+ 32 <= C { return row.loadUnaligned(fromByteOffset: c &* 2, as: __m512i.self) }
-        return _mm512_maskz_loadu_epi16(UInt32(truncatingIfNeeded: (1 << (C &- c)) &- 1), row + c &* 2)
+    /// Weight rows as bf16 bit patterns for `BFloat16GEMM`.
+    protocol GEMMBFloat16Rows {
+        /// Row `row`'s columns `from ..< from + count` as bf16, in the column order of the activations.
+        func convertBFloat16(row: Int, from: Int, count: Int, into out: UnsafeMutablePointer<UInt16>)
     }
 
-    /// Rows `rows` for every token: panels of rows (about `prefillPanelBytes / 2` of bf16) × blocks of
-    /// tokens, 6 × 4 tiles inside.
-    private func bf16Rows(
-        _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: UnsafeRawPointer, _ stride: Int,
-        _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>
-    ) {
-        let rowBytes = C &* 2, xBytes = stride &* 2
-        let panelRows = max(1, (prefillPanelBytes / 2) / rowBytes / 6) &* 6
-        let tokenBlock = max(4, (prefillTokenBytes / xBytes) & ~3)
-        var r = rows.lowerBound
-        while r &+ 6 <= rows.upperBound {
-            let n = min(panelRows, (rows.upperBound &- r) / 6 &* 6)
-            var t0 = 0
-            while t0 < T {
-                let count = min(tokenBlock, T &- t0)
-                for tile in Swift.stride(from: r, to: r &+ n, by: 6) {
-                    let w = weight + tile &* rowBytes
-                    var t = t0
-                    while t &+ 4 <= t0 &+ count {
-                        tile6x4(out + (t &* R &+ tile), R, w, rowBytes, x + t &* xBytes, xBytes, C)
-                        t &+= 4
-                    }
-                    while t < t0 &+ count {
-                        for i in 0..<6 { out[t &* R &+ tile &+ i] = dot(w + i &* rowBytes, x + t &* xBytes, C) }
-                        t &+= 1
-                    }
+    /// A bf16 matrix read in place.
+    struct BFloat16Rows: GEMMBFloat16Rows {
+        let base: UnsafeRawPointer
+        let cols: Int
+
+        @inline(__always)
+        func convertBFloat16(row: Int, from: Int, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+            UnsafeMutableRawPointer(out).copyMemory(from: base + (row &* cols &+ from) &* 2, byteCount: count &* 2)
+        }
+    }
+
+    /// bf16 activations and weights, `vdpbf16ps` micro-kernels (see the header).
+    struct BFloat16GEMM<Rows: GEMMBFloat16Rows>: GEMMKernel {
+        let rows: Rows
+
+        static var columnsPerUnit: Int { 2 }
+
+        static func packTokenBlock(_ dst: UnsafeMutableRawPointer, _ x: UnsafePointer<Float>, _ m: Int, _ C: Int) {
+            let units = (C &+ 1) / 2
+            let d = dst.assumingMemoryBound(to: UInt32.self)
+            if m < gemmTokens { d.update(repeating: 0, count: gemmTokens &* units) }
+            @inline(__always) func bits(_ v: Float) -> UInt32 { roundedToBFloat16(v).bitPattern >> 16 }
+            for t in 0..<m {
+                let row = x + t &* C
+                var p = d + t
+                for u in 0..<units {
+                    let c = 2 &* u
+                    p.pointee = bits(row[c]) | (c &+ 1 < C ? bits(row[c &+ 1]) << 16 : 0)
+                    p += gemmTokens
                 }
-                t0 &+= count
             }
-            r &+= n
         }
-        while r < rows.upperBound {
-            for t in 0..<T { out[t &* R &+ r] = dot(weight + r &* rowBytes, x + t &* xBytes, C) }
-            r &+= 1
-        }
-    }
 
-    @inline(__always)
-    private func dot(_ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ C: Int) -> Float {
-        var acc = _mm512_setzero_ps()
-        var c = 0
-        while c < C {
-            acc = intern_dpbf16(acc, weights(w, c, C), x.load(fromByteOffset: c &* 2, as: __m512i.self))
-            c &+= 32
+        @inline(__always)
+        func packRow(_ row: Int, from: Int, count: Int, into out: UnsafeMutableRawPointer) {
+            let o = out.assumingMemoryBound(to: UInt16.self)
+            rows.convertBFloat16(row: row, from: from, count: count, into: o)
+            if count & 1 == 1 { o[count] = 0 }
         }
-        return laneSum(acc)
-    }
 
-    /// Rows w … w + 5·rowBytes against 4 tokens from x (xBytes apart): one accumulator per output.
-    @inline(__always)
-    private func tile6x4(
-        _ out: UnsafeMutablePointer<Float>, _ R: Int, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafeRawPointer,
-        _ xBytes: Int, _ C: Int
-    ) {
-        let w0 = w, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes, w4 = w3 + rowBytes, w5 = w4 + rowBytes
-        let x0 = x, x1 = x + xBytes, x2 = x1 + xBytes, x3 = x2 + xBytes
-        var a00 = _mm512_setzero_ps(), a10 = a00, a20 = a00, a30 = a00, a40 = a00, a50 = a00
-        var a01 = a00, a11 = a00, a21 = a00, a31 = a00, a41 = a00, a51 = a00
-        var a02 = a00, a12 = a00, a22 = a00, a32 = a00, a42 = a00, a52 = a00
-        var a03 = a00, a13 = a00, a23 = a00, a33 = a00, a43 = a00, a53 = a00
-        var c = 0
-        while c < C {
-            let v0 = weights(w0, c, C), v1 = weights(w1, c, C), v2 = weights(w2, c, C)
-            let v3 = weights(w3, c, C), v4 = weights(w4, c, C), v5 = weights(w5, c, C)
-            var xv = x0.load(fromByteOffset: c &* 2, as: __m512i.self)
-            a00 = intern_dpbf16(a00, v0, xv)
-            a10 = intern_dpbf16(a10, v1, xv)
-            a20 = intern_dpbf16(a20, v2, xv)
-            a30 = intern_dpbf16(a30, v3, xv)
-            a40 = intern_dpbf16(a40, v4, xv)
-            a50 = intern_dpbf16(a50, v5, xv)
-            xv = x1.load(fromByteOffset: c &* 2, as: __m512i.self)
-            a01 = intern_dpbf16(a01, v0, xv)
-            a11 = intern_dpbf16(a11, v1, xv)
-            a21 = intern_dpbf16(a21, v2, xv)
-            a31 = intern_dpbf16(a31, v3, xv)
-            a41 = intern_dpbf16(a41, v4, xv)
-            a51 = intern_dpbf16(a51, v5, xv)
-            xv = x2.load(fromByteOffset: c &* 2, as: __m512i.self)
-            a02 = intern_dpbf16(a02, v0, xv)
-            a12 = intern_dpbf16(a12, v1, xv)
-            a22 = intern_dpbf16(a22, v2, xv)
-            a32 = intern_dpbf16(a32, v3, xv)
-            a42 = intern_dpbf16(a42, v4, xv)
-            a52 = intern_dpbf16(a52, v5, xv)
-            xv = x3.load(fromByteOffset: c &* 2, as: __m512i.self)
-            a03 = intern_dpbf16(a03, v0, xv)
-            a13 = intern_dpbf16(a13, v1, xv)
-            a23 = intern_dpbf16(a23, v2, xv)
-            a33 = intern_dpbf16(a33, v3, xv)
-            a43 = intern_dpbf16(a43, v4, xv)
-            a53 = intern_dpbf16(a53, v5, xv)
-            c &+= 32
+        /// 12 tokens × 32 rows, as `kernel12` of `PrefillGEMM.swift` with `vdpbf16ps` for the FMAs.
+        @inline(__always)
+        static func kernelFull(
+            _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
+        ) {
+            let w = FloatVector.scalarCount
+            var a0 = FloatVector(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0
+            var a4 = a0, b4 = a0, a5 = a0, b5 = a0, a6 = a0, b6 = a0, a7 = a0, b7 = a0
+            var a8 = a0, b8 = a0, a9 = a0, b9 = a0, a10 = a0, b10 = a0, a11 = a0, b11 = a0
+            if accumulate {
+                (a0, b0) = (load(o, 0), load(o, w))
+                (a1, b1) = (load(o, ldo), load(o, ldo &+ w))
+                (a2, b2) = (load(o, 2 &* ldo), load(o, 2 &* ldo &+ w))
+                (a3, b3) = (load(o, 3 &* ldo), load(o, 3 &* ldo &+ w))
+                (a4, b4) = (load(o, 4 &* ldo), load(o, 4 &* ldo &+ w))
+                (a5, b5) = (load(o, 5 &* ldo), load(o, 5 &* ldo &+ w))
+                (a6, b6) = (load(o, 6 &* ldo), load(o, 6 &* ldo &+ w))
+                (a7, b7) = (load(o, 7 &* ldo), load(o, 7 &* ldo &+ w))
+                (a8, b8) = (load(o, 8 &* ldo), load(o, 8 &* ldo &+ w))
+                (a9, b9) = (load(o, 9 &* ldo), load(o, 9 &* ldo &+ w))
+                (a10, b10) = (load(o, 10 &* ldo), load(o, 10 &* ldo &+ w))
+                (a11, b11) = (load(o, 11 &* ldo), load(o, 11 &* ldo &+ w))
+            }
+            var pk = p, xk = x
+            for _ in 0..<units {
+                let v = pk.loadUnaligned(as: __m512i.self), u = pk.loadUnaligned(fromByteOffset: 64, as: __m512i.self)
+                var s = pairs(xk, 0)
+                a0 = intern_dpbf16(a0, v, s)
+                b0 = intern_dpbf16(b0, u, s)
+                s = pairs(xk, 1)
+                a1 = intern_dpbf16(a1, v, s)
+                b1 = intern_dpbf16(b1, u, s)
+                s = pairs(xk, 2)
+                a2 = intern_dpbf16(a2, v, s)
+                b2 = intern_dpbf16(b2, u, s)
+                s = pairs(xk, 3)
+                a3 = intern_dpbf16(a3, v, s)
+                b3 = intern_dpbf16(b3, u, s)
+                s = pairs(xk, 4)
+                a4 = intern_dpbf16(a4, v, s)
+                b4 = intern_dpbf16(b4, u, s)
+                s = pairs(xk, 5)
+                a5 = intern_dpbf16(a5, v, s)
+                b5 = intern_dpbf16(b5, u, s)
+                s = pairs(xk, 6)
+                a6 = intern_dpbf16(a6, v, s)
+                b6 = intern_dpbf16(b6, u, s)
+                s = pairs(xk, 7)
+                a7 = intern_dpbf16(a7, v, s)
+                b7 = intern_dpbf16(b7, u, s)
+                s = pairs(xk, 8)
+                a8 = intern_dpbf16(a8, v, s)
+                b8 = intern_dpbf16(b8, u, s)
+                s = pairs(xk, 9)
+                a9 = intern_dpbf16(a9, v, s)
+                b9 = intern_dpbf16(b9, u, s)
+                s = pairs(xk, 10)
+                a10 = intern_dpbf16(a10, v, s)
+                b10 = intern_dpbf16(b10, u, s)
+                s = pairs(xk, 11)
+                a11 = intern_dpbf16(a11, v, s)
+                b11 = intern_dpbf16(b11, u, s)
+                pk += gemmRows &* 4
+                xk += 48
+            }
+            store(o, 0, a0)
+            store(o, w, b0)
+            store(o, ldo, a1)
+            store(o, ldo &+ w, b1)
+            store(o, 2 &* ldo, a2)
+            store(o, 2 &* ldo &+ w, b2)
+            store(o, 3 &* ldo, a3)
+            store(o, 3 &* ldo &+ w, b3)
+            store(o, 4 &* ldo, a4)
+            store(o, 4 &* ldo &+ w, b4)
+            store(o, 5 &* ldo, a5)
+            store(o, 5 &* ldo &+ w, b5)
+            store(o, 6 &* ldo, a6)
+            store(o, 6 &* ldo &+ w, b6)
+            store(o, 7 &* ldo, a7)
+            store(o, 7 &* ldo &+ w, b7)
+            store(o, 8 &* ldo, a8)
+            store(o, 8 &* ldo &+ w, b8)
+            store(o, 9 &* ldo, a9)
+            store(o, 9 &* ldo &+ w, b9)
+            store(o, 10 &* ldo, a10)
+            store(o, 10 &* ldo &+ w, b10)
+            store(o, 11 &* ldo, a11)
+            store(o, 11 &* ldo &+ w, b11)
         }
-        @inline(__always) func store(_ t: Int, _ a: (__m512, __m512, __m512, __m512, __m512, __m512)) {
-            let o = out + t &* R
-            o[0] = laneSum(a.0)
-            o[1] = laneSum(a.1)
-            o[2] = laneSum(a.2)
-            o[3] = laneSum(a.3)
-            o[4] = laneSum(a.4)
-            o[5] = laneSum(a.5)
+
+        /// 4 tokens × 32 rows.
+        @inline(__always)
+        static func kernel4(
+            _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
+        ) {
+            let w = FloatVector.scalarCount
+            var a0 = FloatVector(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0
+            if accumulate {
+                (a0, b0) = (load(o, 0), load(o, w))
+                (a1, b1) = (load(o, ldo), load(o, ldo &+ w))
+                (a2, b2) = (load(o, 2 &* ldo), load(o, 2 &* ldo &+ w))
+                (a3, b3) = (load(o, 3 &* ldo), load(o, 3 &* ldo &+ w))
+            }
+            var pk = p, xk = x
+            for _ in 0..<units {
+                let v = pk.loadUnaligned(as: __m512i.self), u = pk.loadUnaligned(fromByteOffset: 64, as: __m512i.self)
+                var s = pairs(xk, 0)
+                a0 = intern_dpbf16(a0, v, s)
+                b0 = intern_dpbf16(b0, u, s)
+                s = pairs(xk, 1)
+                a1 = intern_dpbf16(a1, v, s)
+                b1 = intern_dpbf16(b1, u, s)
+                s = pairs(xk, 2)
+                a2 = intern_dpbf16(a2, v, s)
+                b2 = intern_dpbf16(b2, u, s)
+                s = pairs(xk, 3)
+                a3 = intern_dpbf16(a3, v, s)
+                b3 = intern_dpbf16(b3, u, s)
+                pk += gemmRows &* 4
+                xk += gemmTokens &* 4
+            }
+            store(o, 0, a0)
+            store(o, w, b0)
+            store(o, ldo, a1)
+            store(o, ldo &+ w, b1)
+            store(o, 2 &* ldo, a2)
+            store(o, 2 &* ldo &+ w, b2)
+            store(o, 3 &* ldo, a3)
+            store(o, 3 &* ldo &+ w, b3)
         }
-        store(0, (a00, a10, a20, a30, a40, a50))
-        store(1, (a01, a11, a21, a31, a41, a51))
-        store(2, (a02, a12, a22, a32, a42, a52))
-        store(3, (a03, a13, a23, a33, a43, a53))
+
+        /// 1 token × 32 rows.
+        @inline(__always)
+        static func kernel1(_ o: UnsafeMutablePointer<Float>, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool) {
+            let w = FloatVector.scalarCount
+            var a = FloatVector(), b = a
+            if accumulate { (a, b) = (load(o, 0), load(o, w)) }
+            var pk = p, xk = x
+            for _ in 0..<units {
+                let s = pairs(xk, 0)
+                a = intern_dpbf16(a, pk.loadUnaligned(as: __m512i.self), s)
+                b = intern_dpbf16(b, pk.loadUnaligned(fromByteOffset: 64, as: __m512i.self), s)
+                pk += gemmRows &* 4
+                xk += gemmTokens &* 4
+            }
+            store(o, 0, a)
+            store(o, w, b)
+        }
+
+        /// Token t's pair of bf16 activations in all 16 lanes.
+        @inline(__always)
+        private static func pairs(_ x: UnsafeRawPointer, _ t: Int) -> __m512i {
+            _mm512_set1_epi32(x.load(fromByteOffset: t &* 4, as: Int32.self))
+        }
     }
 #endif

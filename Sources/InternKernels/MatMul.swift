@@ -2,9 +2,10 @@
 // PyTorch `nn.Linear` layout (W is (rows, cols) = (out_features, in_features), row-major).
 // Strategy: threaded over output rows (chunks handed out by ThreadPool; every row is independent, so no
 // reduction between threads). The accumulators are `FloatVector`s: SIMD16<Float> (one 512-bit register)
-// in AVX-512 builds, SIMD8<Float> elsewhere. Prefill (T ≥ 4) runs tiles of 3 rows × 4 tokens (twelve FMA
-// chains) against each 3-row tile staged as f32; decode runs 4×1 tiles (four independent FMA chains over
-// four weight streams, bound by weight bandwidth) and 4×2 tiles for pairs of tokens. Weights are widened
+// in AVX-512 builds, SIMD8<Float> elsewhere. Calls of T ≥ 4 tokens (a decode batch; prompt chunks take
+// `matMulPrefill`, PrefillGEMM.swift) run tiles of 6 (AVX-512) or 3 rows × 4 tokens over panels staged as f32;
+// T < 4 runs 4×1 tiles (four independent FMA chains over four weight streams, bound by weight bandwidth)
+// and 4×2 tiles for pairs of tokens. Weights are widened
 // to f32 in registers (bf16: shift; f16: F16C or integer rebias), never copied outside the staging.
 // Reduction order (fixed, independent of T and of the tiling): every output has exactly one FloatVector
 // accumulator that adds w·x over the columns in steps of its width in ascending order, then `sum()` of its
@@ -291,7 +292,7 @@ func matMulRows<L: WeightLoader>(
     let rowBytes = L.rowBytes(C)
     var r = rows.lowerBound
     if T >= 4 {
-        // Prefill: tiles of `prefillTileRows` rows × 4 tokens (6 × 4 in 32 AVX-512 registers, 3 × 4 in 16 AVX2
+        // Many tokens (a decode batch): tiles of `prefillTileRows` rows × 4 tokens (6 × 4 in 32 AVX-512 registers, 3 × 4 in 16 AVX2
         // ones: enough FMA chains to hide the FMA latency), blocked for the caches: a panel of rows (about
         // `prefillPanelBytes` as f32) is staged once, then every block of tokens (about `prefillTokenBytes` of
         // activations) runs through all of the panel's tiles, so the weights are read from memory once per

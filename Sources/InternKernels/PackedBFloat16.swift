@@ -176,10 +176,9 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
         #endif
     }
 
-    /// out (T, R) = x (T, C) · Wᵀ for prefill (many tokens): panels of rows decoded to f32, in the chunks'
-    /// vector order with the activations permuted alike, run through `matMul`'s prefill tiles (the same
-    /// blocking and FMA tiles as bf16 weights, in another column order); rows short of a whole tile take
-    /// `multiply`'s path.
+    /// out (T, R) = x (T, C) · Wᵀ for prefill (many tokens): `PrefillGEMM.swift`'s GEMM, its weight blocks decoded
+    /// to f32 in the chunks' vector order with the activations permuted alike (exact f32 FMAs of the exact
+    /// weights, one chain per output over the permuted columns).
     public func multiplyPrefill(
         _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
         input: UnsafePointer<Float>,  // (tokens, cols)
@@ -188,27 +187,28 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
         #if INTERNKIT_FMA
             guard tokens > 0 else { return }
             let C = cols
-            let permuted = UnsafeMutablePointer<Float>.allocate(capacity: tokens * C)
-            defer { permuted.deallocate() }
-            for t in 0..<tokens { permuteActivations(input + t * C, into: permuted + t * C, cols: C) }
-            let x = UnsafePointer(permuted)
-            let table = tableVector
-            let body = { (range: Range<Int>, _: Int) in
-                let panelRows = max(1, min(prefillPanelBytes / (C * 4), range.count) / prefillTileRows) * prefillTileRows
-                let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * C)
-                defer { panel.deallocate() }
-                var r = range.lowerBound
-                while r + prefillTileRows <= range.upperBound {
-                    let n = min(panelRows, (range.upperBound - r) / prefillTileRows * prefillTileRows)
-                    for i in 0..<n { self.decodeRow(r + i, into: panel + i * C, table) }
-                    prefillPanel(F32Loader.self, out + r, self.rows, UnsafeRawPointer(panel), C * 4, n, x, tokens, C)
-                    r += n
-                }
-                if r < range.upperBound { self.vectorRows(out, x, input, tokens, r..<range.upperBound) }
+            scratch.with(bytes: tokens * C * 4) { raw in
+                let permuted = raw.assumingMemoryBound(to: Float.self)
+                for t in 0..<tokens { permuteActivations(input + t * C, into: permuted + t * C, cols: C) }
+                gemm(out, FloatGEMM(rows: PackedRows(matrix: self, table: tableVector)), UnsafePointer(permuted), tokens, rows, C, pool)
             }
-            if let pool { pool.parallelFor(rows, granularity: 12, body) } else { body(0..<rows, 0) }
         #else
             multiply(out, input: input, tokens: tokens, pool: pool)
+        #endif
+    }
+
+    /// out (T, R) = bf16(x) (T, C) · Wᵀ for prefill: `BFloat16Prefill.swift`'s GEMM (`vdpbf16ps` on activations
+    /// rounded to bf16, llama.cpp's arithmetic) over this matrix's weights, decoded to bf16 block by block; the
+    /// same results as `matMulBF16Prefill` on the unpacked matrix. AVX512-BF16 hosts only.
+    public func multiplyPrefillBFloat16(
+        _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+        input: UnsafePointer<Float>,  // (tokens, cols)
+        tokens: Int, pool: ThreadPool?
+    ) {
+        #if INTERNKIT_AVX512BF16
+            gemm(out, BFloat16GEMM(rows: PackedRows(matrix: self, table: tableVector)), input, tokens, rows, cols, pool)
+        #else
+            preconditionFailure("multiplyPrefillBFloat16 needs AVX512-BF16 (bf16PrefillIsVectorized)")
         #endif
     }
 
@@ -251,10 +251,11 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             }
         }
 
-        /// Row `r` as f32 in the chunks' vector order (`permuteActivations`), exceptions included.
-        private func decodeRow(_ r: Int, into out: UnsafeMutablePointer<Float>, _ table: TableVector) {
-            let row = UnsafeRawPointer(data) + r &* rowBytes
-            for k in 0..<(cols / 64) {
+        /// Row `r`'s columns `from ..< from + count` (whole chunks) as f32 in the chunks' vector order
+        /// (`permuteActivations`), exceptions included.
+        func decodeColumns(_ r: Int, from: Int, count: Int, into out: UnsafeMutablePointer<Float>, _ table: TableVector) {
+            let row = UnsafeRawPointer(data) + r &* rowBytes + from / 64 &* 96
+            for k in 0..<(count / 64) {
                 let chunk = row + k &* 96, o = UnsafeMutableRawPointer(out + k &* 64)
                 #if INTERNKIT_AVX512
                     let v = decodeChunk(chunk, table)
@@ -275,10 +276,34 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
                 #endif
             }
             for e in Int(exceptionStarts[r])..<Int(exceptionStarts[r + 1]) {
-                let c = Int(exceptionColumns[e]), j = c % 64, lane = j / 16, m = j % 16
-                out[c - j + (m >= 8 ? 32 : 0) + m % 2 * 16 + lane * 4 + m % 8 / 2] = exceptionValues[e]
+                let c = Int(exceptionColumns[e])
+                guard c >= from && c < from + count else { continue }
+                let j = c % 64, lane = j / 16, m = j % 16
+                out[c - from - j + (m >= 8 ? 32 : 0) + m % 2 * 16 + lane * 4 + m % 8 / 2] = exceptionValues[e]
             }
         }
+
+        #if INTERNKIT_AVX512BF16
+            /// Row `r`'s columns `from ..< from + count` (whole chunks) as bf16 in natural column order, exceptions
+            /// included: a chunk's bytes interleaved with its top bytes give its words in the order 16l + 0…7
+            /// (first vector) and 16l + 8…15 (second) per 128-bit lane l, and one `vpermt2q` per 32 weights puts
+            /// the lanes back in order.
+            func decodeBFloat16Columns(_ r: Int, from: Int, count: Int, into out: UnsafeMutablePointer<UInt16>, _ table: TableVector) {
+                let row = UnsafeRawPointer(data) + r &* rowBytes + from / 64 &* 96
+                let firstHalf = unsafeBitCast(SIMD8<Int64>(0, 1, 8, 9, 2, 3, 10, 11), to: __m512i.self)
+                let secondHalf = unsafeBitCast(SIMD8<Int64>(4, 5, 12, 13, 6, 7, 14, 15), to: __m512i.self)
+                for k in 0..<(count / 64) {
+                    let (first, second) = decodeChunkWords(row + k &* 96, table)
+                    let o = UnsafeMutableRawPointer(out + k &* 64)
+                    o.storeBytes(of: _mm512_permutex2var_epi64(first, firstHalf, second), as: __m512i.self)
+                    o.storeBytes(of: _mm512_permutex2var_epi64(first, secondHalf, second), toByteOffset: 64, as: __m512i.self)
+                }
+                for e in Int(exceptionStarts[r])..<Int(exceptionStarts[r + 1]) {
+                    let c = Int(exceptionColumns[e])
+                    if c >= from && c < from + count { out[c - from] = UInt16(exceptionValues[e].bitPattern >> 16) }
+                }
+            }
+        #endif
 
         private func vectorRows(
             _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ natural: UnsafePointer<Float>, _ T: Int,
@@ -495,15 +520,22 @@ func permuteActivations(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointe
 #if INTERNKIT_AVX512
     typealias TableVector = __m512i
 
-    /// The 64 weights of a chunk as four f32 vectors, in `permuteActivations`' order.
+    /// The 64 weights of a chunk as bf16 words: in each 128-bit lane l, weights 16l + 0…7 (first) and
+    /// 16l + 8…15 (second).
     @inline(__always)
-    private func decodeChunk(_ chunk: UnsafeRawPointer, _ table: __m512i) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
+    private func decodeChunkWords(_ chunk: UnsafeRawPointer, _ table: __m512i) -> (__m512i, __m512i) {
         let low = chunk.loadUnaligned(as: __m512i.self)
         let nibbles = _mm512_broadcast_i64x4(chunk.loadUnaligned(fromByteOffset: 64, as: __m256i.self))
         // Words 16…31 (the upper 32 bytes) shifted right by 4: their bytes then hold the high nibbles.
         let codes = _mm512_and_si512(_mm512_mask_srli_epi16(nibbles, 0xFFFF_0000, nibbles, 4), _mm512_set1_epi8(0x0F))
         let top = _mm512_shuffle_epi8(table, codes)
-        let first = _mm512_unpacklo_epi8(low, top), second = _mm512_unpackhi_epi8(low, top)
+        return (_mm512_unpacklo_epi8(low, top), _mm512_unpackhi_epi8(low, top))
+    }
+
+    /// The 64 weights of a chunk as four f32 vectors, in `permuteActivations`' order.
+    @inline(__always)
+    private func decodeChunk(_ chunk: UnsafeRawPointer, _ table: __m512i) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
+        let (first, second) = decodeChunkWords(chunk, table)
         let odd = _mm512_set1_epi32(Int32(bitPattern: 0xFFFF_0000))
         return (
             unsafeBitCast(_mm512_slli_epi32(first, 16), to: FloatVector.self),
@@ -607,5 +639,27 @@ func permuteActivations(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointe
             k &+= 1
         }
         return laneSum((a0 + a1) + (a2 + a3))
+    }
+#endif
+
+#if INTERNKIT_FMA
+    /// A packed matrix's rows for the prefill GEMM (whole chunks of 64 per block: `gemmDepth` is a multiple).
+    struct PackedRows: GEMMWeightRows {
+        let matrix: PackedBFloat16Matrix
+        let table: TableVector
+
+        @inline(__always)
+        func convert(row: Int, from: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+            matrix.decodeColumns(row, from: from, count: count, into: out, table)
+        }
+    }
+#endif
+
+#if INTERNKIT_AVX512BF16
+    extension PackedRows: GEMMBFloat16Rows {
+        @inline(__always)
+        func convertBFloat16(row: Int, from: Int, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+            matrix.decodeBFloat16Columns(row, from: from, count: count, into: out, table)
+        }
     }
 #endif

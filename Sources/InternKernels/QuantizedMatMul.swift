@@ -166,6 +166,27 @@ public func matMulQuantized(
     }
 }
 
+/// out (T, R) = x (T, C) · Wᵀ for prefill with exact f32 activations: `PrefillGEMM.swift`'s GEMM over the
+/// de-quantized weights (one FMA chain per output in column order; Q4_K: `matMulQuantized`).
+public func matMulQuantizedPrefill(
+    _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+    weight: UnsafeRawPointer,  // (rows, cols / blockSize blocks)
+    type: BlockQuantization,
+    input: UnsafePointer<Float>,  // (tokens, cols)
+    tokens: Int, rows: Int, cols: Int,
+    pool: ThreadPool?
+) {
+    precondition(cols % type.blockSize == 0, "cols \(cols) is not a multiple of the \(type) block size")
+    switch type {
+    case .q8_0: gemm(out, FloatGEMM(rows: LoaderRows(Q8_0Loader.self, weight, cols: cols)), input, tokens, rows, cols, pool)
+    case .q4_0: gemm(out, FloatGEMM(rows: LoaderRows(Q4_0Loader.self, weight, cols: cols)), input, tokens, rows, cols, pool)
+    case .q4_1: gemm(out, FloatGEMM(rows: LoaderRows(Q4_1Loader.self, weight, cols: cols)), input, tokens, rows, cols, pool)
+    case .q6_K: gemm(out, FloatGEMM(rows: LoaderRows(Q6_KLoader.self, weight, cols: cols)), input, tokens, rows, cols, pool)
+    case .q4_K:
+        matMulQuantized(out, weight: weight, type: type, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+    }
+}
+
 private func quantizedRows(
     _ type: BlockQuantization, _ out: UnsafeMutablePointer<Float>, _ weight: UnsafeRawPointer, _ x: UnsafePointer<Float>,
     _ T: Int, _ R: Int, _ C: Int, _ rows: Range<Int>

@@ -23,9 +23,9 @@ import Testing
         return (got, want, exact)
     }
 
-    // Token counts around the 4-token tile, row counts around the 6-row tile and uneven thread splits,
-    // columns with and without a partial last vector of 32.
-    @Test(arguments: [(1, 7), (4, 12), (5, 13), (9, 50)], [32, 40, 96, 2048])
+    // Token counts around the 12-token block and its 4- and 1-token tails, rows around the 32-row micro-panels,
+    // uneven thread splits, columns within one and across several 512-column blocks, an odd count among them.
+    @Test(arguments: [(1, 7), (4, 12), (5, 13), (9, 50), (13, 70)], [32, 40, 1001, 2048])
     func matchesReference(shape: (tokens: Int, rows: Int), cols: Int) {
         let (got, want, _) = Self.run(tokens: shape.tokens, rows: shape.rows, cols: cols, seed: 21)
         let scale = want.map(abs).max()! + 1
@@ -55,6 +55,22 @@ import Testing
                 }
             }
         }
+    }
+
+    /// The packed 12-bit copy of a bf16 matrix gives the same results to the bit (weights decoded to bf16 in
+    /// column order, exceptions included).
+    @Test(.enabled(if: bf16PrefillIsVectorized), arguments: [640, 1088])
+    func packedMatrixMatchesUnpacked(cols: Int) throws {
+        let (tokens, rows) = (14, 45)
+        let (weights, input) = PackedBFloat16Tests.operands(tokens: tokens, rows: rows, cols: cols, seed: 31)
+        let packed = try #require(PackedBFloat16Tests.pack(weights, rows: rows, cols: cols))
+        #expect(packed.exceptionCount > 0, "exceptions should take part")
+        var got = [Float](repeating: .nan, count: tokens * rows), want = got
+        packed.multiplyPrefillBFloat16(&got, input: input, tokens: tokens, pool: ThreadPool(threadCount: 2))
+        weights.withUnsafeBytes { w in
+            matMulBF16Prefill(&want, weight: w.baseAddress!, input: input, tokens: tokens, rows: rows, cols: cols, pool: nil)
+        }
+        #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
     @Test func roundsToNearestEven() {

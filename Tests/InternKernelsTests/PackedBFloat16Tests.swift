@@ -60,9 +60,9 @@ import Testing
         }
     }
 
-    // Prefill: token counts around the 4-token tile, rows around the 6-row tile (tails on the decode path),
-    // 2 workers.
-    @Test(arguments: [(4, 6), (5, 13), (9, 31)], [64, 1024, 4160])
+    // Prefill (the GEMM of PrefillGEMM.swift): token counts around its token blocks and their 4- and 1-token
+    // tails, rows around its micro-panels, columns within one and across many 256-column blocks; 2 workers.
+    @Test(arguments: [(4, 6), (5, 13), (9, 31), (14, 70)], [64, 1024, 4160])
     func prefillMatchesReference(shape: (tokens: Int, rows: Int), cols: Int) throws {
         let (weights, input) = Self.operands(tokens: shape.tokens, rows: shape.rows, cols: cols, seed: 17)
         let packed = try #require(Self.pack(weights, rows: shape.rows, cols: cols))
@@ -76,6 +76,23 @@ import Testing
                 $0 + abs(Float(bitPattern: UInt32(weights[r * cols + $1]) << 16) * input[t * cols + $1])
             }
             #expect(abs(got[i] - want[i]) <= 1e-5 * scale + 1e-30, "output \(i): \(got[i]) vs reference \(want[i])")
+        }
+    }
+
+    /// Prefill: a token's outputs are bitwise the same whatever the call's other tokens.
+    @Test func prefillResultDoesNotDependOnTokenCount() throws {
+        let (tokens, rows, cols) = (17, 40, 576)
+        let (weights, input) = Self.operands(tokens: tokens, rows: rows, cols: cols, seed: 23)
+        let packed = try #require(Self.pack(weights, rows: rows, cols: cols))
+        #expect(packed.exceptionCount > 0, "exceptions should take part")
+        var all = [Float](repeating: .nan, count: tokens * rows)
+        packed.multiplyPrefill(&all, input: input, tokens: tokens, pool: ThreadPool(threadCount: 2))
+        input.withUnsafeBufferPointer { x in
+            for (first, count) in [(0, 1), (16, 1), (2, 4), (5, 12)] {
+                var part = [Float](repeating: .nan, count: count * rows)
+                packed.multiplyPrefill(&part, input: x.baseAddress! + first * cols, tokens: count, pool: nil)
+                #expect(Array(all[(first * rows)..<((first + count) * rows)]) == part, "tokens \(first)..<\(first + count)")
+            }
         }
     }
 
