@@ -1,13 +1,26 @@
 // The SwiGLU gate: gate = silu(gate) * up, with silu(x) = x / (1 + e^-x), as HF `InternLM2MLP`
-// (`w2(act_fn(w1(x)) * w3(x))`). Strategy: one scalar pass (expf dominates), single-threaded per
-// call; the caller covers all tokens. n = elements.
+// (`w2(act_fn(w1(x)) * w3(x))`). Strategy: one SIMD8 pass with Softmax.swift's `exp8` (libm's scalar expf
+// took 3–5% of a small model's prefill, on one core), single-threaded per call; the caller covers all
+// tokens. n = elements.
 import Foundation
 
 /// gate (n) = silu(gate) * up (n).
 public func siluMul(_ gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
-    for i in 0..<n {
+    let n8 = n & ~7
+    var i = 0
+    while i < n8 {
+        let g = load8(gate, i)
+        // e^−|g| ≤ 1 stays in `exp8`'s domain: σ(g) = 1 / (1 + e^−g) for g ≥ 0, e^g / (1 + e^g) below.
+        let e = exp8(unsafeBitCast(unsafeBitCast(g, to: SIMD8<UInt32>.self) | 0x8000_0000, to: SIMD8<Float>.self))
+        var sigmoid = 1 / (1 + e)
+        sigmoid.replace(with: e * sigmoid, where: g .< 0)
+        store8(gate, i, g * sigmoid * load8(up, i))
+        i &+= 8
+    }
+    while i < n {
         let g = gate[i]
         gate[i] = g / (1 + expf(-g)) * up[i]
+        i &+= 1
     }
 }
 

@@ -115,160 +115,24 @@ public func matMulBF16PrefillReference(
             if count & 1 == 1 { o[count] = 0 }
         }
 
-        /// 12 tokens × 32 rows, as `kernel12` of `PrefillGEMM.swift` with `vdpbf16ps` for the FMAs.
+        typealias Ops = BFloat16UnitOps
+    }
+
+    /// Pairs of bf16: `vdpbf16ps` adds both products of a pair into the lane.
+    enum BFloat16UnitOps: GEMMUnitOps {
         @inline(__always)
-        static func kernelFull(
-            _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
-        ) {
-            let w = FloatVector.scalarCount
-            var a0 = FloatVector(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0
-            var a4 = a0, b4 = a0, a5 = a0, b5 = a0, a6 = a0, b6 = a0, a7 = a0, b7 = a0
-            var a8 = a0, b8 = a0, a9 = a0, b9 = a0, a10 = a0, b10 = a0, a11 = a0, b11 = a0
-            if accumulate {
-                (a0, b0) = (load(o, 0), load(o, w))
-                (a1, b1) = (load(o, ldo), load(o, ldo &+ w))
-                (a2, b2) = (load(o, 2 &* ldo), load(o, 2 &* ldo &+ w))
-                (a3, b3) = (load(o, 3 &* ldo), load(o, 3 &* ldo &+ w))
-                (a4, b4) = (load(o, 4 &* ldo), load(o, 4 &* ldo &+ w))
-                (a5, b5) = (load(o, 5 &* ldo), load(o, 5 &* ldo &+ w))
-                (a6, b6) = (load(o, 6 &* ldo), load(o, 6 &* ldo &+ w))
-                (a7, b7) = (load(o, 7 &* ldo), load(o, 7 &* ldo &+ w))
-                (a8, b8) = (load(o, 8 &* ldo), load(o, 8 &* ldo &+ w))
-                (a9, b9) = (load(o, 9 &* ldo), load(o, 9 &* ldo &+ w))
-                (a10, b10) = (load(o, 10 &* ldo), load(o, 10 &* ldo &+ w))
-                (a11, b11) = (load(o, 11 &* ldo), load(o, 11 &* ldo &+ w))
-            }
-            var pk = p, xk = x
-            for _ in 0..<units {
-                let v = pk.loadUnaligned(as: __m512i.self), u = pk.loadUnaligned(fromByteOffset: 64, as: __m512i.self)
-                var s = pairs(xk, 0)
-                a0 = intern_dpbf16(a0, v, s)
-                b0 = intern_dpbf16(b0, u, s)
-                s = pairs(xk, 1)
-                a1 = intern_dpbf16(a1, v, s)
-                b1 = intern_dpbf16(b1, u, s)
-                s = pairs(xk, 2)
-                a2 = intern_dpbf16(a2, v, s)
-                b2 = intern_dpbf16(b2, u, s)
-                s = pairs(xk, 3)
-                a3 = intern_dpbf16(a3, v, s)
-                b3 = intern_dpbf16(b3, u, s)
-                s = pairs(xk, 4)
-                a4 = intern_dpbf16(a4, v, s)
-                b4 = intern_dpbf16(b4, u, s)
-                s = pairs(xk, 5)
-                a5 = intern_dpbf16(a5, v, s)
-                b5 = intern_dpbf16(b5, u, s)
-                s = pairs(xk, 6)
-                a6 = intern_dpbf16(a6, v, s)
-                b6 = intern_dpbf16(b6, u, s)
-                s = pairs(xk, 7)
-                a7 = intern_dpbf16(a7, v, s)
-                b7 = intern_dpbf16(b7, u, s)
-                s = pairs(xk, 8)
-                a8 = intern_dpbf16(a8, v, s)
-                b8 = intern_dpbf16(b8, u, s)
-                s = pairs(xk, 9)
-                a9 = intern_dpbf16(a9, v, s)
-                b9 = intern_dpbf16(b9, u, s)
-                s = pairs(xk, 10)
-                a10 = intern_dpbf16(a10, v, s)
-                b10 = intern_dpbf16(b10, u, s)
-                s = pairs(xk, 11)
-                a11 = intern_dpbf16(a11, v, s)
-                b11 = intern_dpbf16(b11, u, s)
-                pk += gemmRows &* 4
-                xk += 48
-            }
-            store(o, 0, a0)
-            store(o, w, b0)
-            store(o, ldo, a1)
-            store(o, ldo &+ w, b1)
-            store(o, 2 &* ldo, a2)
-            store(o, 2 &* ldo &+ w, b2)
-            store(o, 3 &* ldo, a3)
-            store(o, 3 &* ldo &+ w, b3)
-            store(o, 4 &* ldo, a4)
-            store(o, 4 &* ldo &+ w, b4)
-            store(o, 5 &* ldo, a5)
-            store(o, 5 &* ldo &+ w, b5)
-            store(o, 6 &* ldo, a6)
-            store(o, 6 &* ldo &+ w, b6)
-            store(o, 7 &* ldo, a7)
-            store(o, 7 &* ldo &+ w, b7)
-            store(o, 8 &* ldo, a8)
-            store(o, 8 &* ldo &+ w, b8)
-            store(o, 9 &* ldo, a9)
-            store(o, 9 &* ldo &+ w, b9)
-            store(o, 10 &* ldo, a10)
-            store(o, 10 &* ldo &+ w, b10)
-            store(o, 11 &* ldo, a11)
-            store(o, 11 &* ldo &+ w, b11)
+        static func weights(_ p: UnsafeRawPointer, byteOffset: Int) -> __m512i {
+            p.loadUnaligned(fromByteOffset: byteOffset, as: __m512i.self)
         }
 
-        /// 4 tokens × 32 rows.
         @inline(__always)
-        static func kernel4(
-            _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
-        ) {
-            let w = FloatVector.scalarCount
-            var a0 = FloatVector(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0
-            if accumulate {
-                (a0, b0) = (load(o, 0), load(o, w))
-                (a1, b1) = (load(o, ldo), load(o, ldo &+ w))
-                (a2, b2) = (load(o, 2 &* ldo), load(o, 2 &* ldo &+ w))
-                (a3, b3) = (load(o, 3 &* ldo), load(o, 3 &* ldo &+ w))
-            }
-            var pk = p, xk = x
-            for _ in 0..<units {
-                let v = pk.loadUnaligned(as: __m512i.self), u = pk.loadUnaligned(fromByteOffset: 64, as: __m512i.self)
-                var s = pairs(xk, 0)
-                a0 = intern_dpbf16(a0, v, s)
-                b0 = intern_dpbf16(b0, u, s)
-                s = pairs(xk, 1)
-                a1 = intern_dpbf16(a1, v, s)
-                b1 = intern_dpbf16(b1, u, s)
-                s = pairs(xk, 2)
-                a2 = intern_dpbf16(a2, v, s)
-                b2 = intern_dpbf16(b2, u, s)
-                s = pairs(xk, 3)
-                a3 = intern_dpbf16(a3, v, s)
-                b3 = intern_dpbf16(b3, u, s)
-                pk += gemmRows &* 4
-                xk += gemmTokens &* 4
-            }
-            store(o, 0, a0)
-            store(o, w, b0)
-            store(o, ldo, a1)
-            store(o, ldo &+ w, b1)
-            store(o, 2 &* ldo, a2)
-            store(o, 2 &* ldo &+ w, b2)
-            store(o, 3 &* ldo, a3)
-            store(o, 3 &* ldo &+ w, b3)
-        }
-
-        /// 1 token × 32 rows.
-        @inline(__always)
-        static func kernel1(_ o: UnsafeMutablePointer<Float>, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool) {
-            let w = FloatVector.scalarCount
-            var a = FloatVector(), b = a
-            if accumulate { (a, b) = (load(o, 0), load(o, w)) }
-            var pk = p, xk = x
-            for _ in 0..<units {
-                let s = pairs(xk, 0)
-                a = intern_dpbf16(a, pk.loadUnaligned(as: __m512i.self), s)
-                b = intern_dpbf16(b, pk.loadUnaligned(fromByteOffset: 64, as: __m512i.self), s)
-                pk += gemmRows &* 4
-                xk += gemmTokens &* 4
-            }
-            store(o, 0, a)
-            store(o, w, b)
-        }
-
-        /// Token t's pair of bf16 activations in all 16 lanes.
-        @inline(__always)
-        private static func pairs(_ x: UnsafeRawPointer, _ t: Int) -> __m512i {
+        static func broadcast(_ x: UnsafeRawPointer, _ t: Int) -> __m512i {
             _mm512_set1_epi32(x.load(fromByteOffset: t &* 4, as: Int32.self))
+        }
+
+        @inline(__always)
+        static func madd(_ acc: FloatVector, _ w: __m512i, _ a: __m512i) -> FloatVector {
+            intern_dpbf16(acc, w, a)
         }
     }
 #endif

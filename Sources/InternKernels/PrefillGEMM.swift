@@ -79,13 +79,8 @@ protocol GEMMKernel {
     static func packTokenBlock(_ dst: UnsafeMutableRawPointer, _ x: UnsafePointer<Float>, _ m: Int, _ C: Int)
     /// Row `row`'s columns `from ..< from + count` as units (a last partial unit padded with 0).
     func packRow(_ row: Int, from: Int, count: Int, into out: UnsafeMutableRawPointer)
-    /// MR tokens (x: units, MR apart) × NR rows (p: units, NR apart) over `units` units, onto `o` (f32,
-    /// row-major, stride ldo) when `accumulate`, else from zero. `kernel4`: 4 tokens; `kernel1`: 1.
-    static func kernelFull(
-        _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool)
-    static func kernel4(
-        _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool)
-    static func kernel1(_ o: UnsafeMutablePointer<Float>, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool)
+    /// The micro-kernels' arithmetic on one unit.
+    associatedtype Ops: GEMMUnitOps
 }
 
 /// Exact f32 products: f32 units, FMA micro-kernels.
@@ -112,27 +107,37 @@ struct FloatGEMM<Rows: GEMMWeightRows>: GEMMKernel {
         rows.convert(row: row, from: from, count: count, into: out.assumingMemoryBound(to: Float.self))
     }
 
+    typealias Ops = FloatUnitOps
+}
+
+/// The arithmetic of a micro-kernel on one unit: NR weights of a panel column (two vectors), one token's
+/// value broadcast, and the product added to an accumulator vector.
+protocol GEMMUnitOps {
+    associatedtype Weights
+    associatedtype Broadcast
+    /// A vector of the panel at `p` (NR / 2 rows' units).
+    static func weights(_ p: UnsafeRawPointer, byteOffset: Int) -> Weights
+    /// Token t's unit from `x` in every lane.
+    static func broadcast(_ x: UnsafeRawPointer, _ t: Int) -> Broadcast
+    /// acc + w · a, lane by lane.
+    static func madd(_ acc: FloatVector, _ w: Weights, _ a: Broadcast) -> FloatVector
+}
+
+/// f32 units: one fused multiply-add per lane.
+enum FloatUnitOps: GEMMUnitOps {
     @inline(__always)
-    static func kernelFull(
-        _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
-    ) {
-        #if INTERNKIT_AVX512
-            kernel12(o, ldo, p.assumingMemoryBound(to: Float.self), x.assumingMemoryBound(to: Float.self), units, accumulate)
-        #else
-            kernel6(o, ldo, p.assumingMemoryBound(to: Float.self), x.assumingMemoryBound(to: Float.self), units, accumulate)
-        #endif
+    static func weights(_ p: UnsafeRawPointer, byteOffset: Int) -> FloatVector {
+        p.loadUnaligned(fromByteOffset: byteOffset, as: FloatVector.self)
     }
 
     @inline(__always)
-    static func kernel4(
-        _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
-    ) {
-        floatKernel4(o, ldo, p.assumingMemoryBound(to: Float.self), x.assumingMemoryBound(to: Float.self), units, accumulate)
+    static func broadcast(_ x: UnsafeRawPointer, _ t: Int) -> FloatVector {
+        FloatVector(repeating: x.load(fromByteOffset: t &* 4, as: Float.self))
     }
 
     @inline(__always)
-    static func kernel1(_ o: UnsafeMutablePointer<Float>, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool) {
-        floatKernel1(o, p.assumingMemoryBound(to: Float.self), x.assumingMemoryBound(to: Float.self), units, accumulate)
+    static func madd(_ acc: FloatVector, _ w: FloatVector, _ a: FloatVector) -> FloatVector {
+        InternKernels.madd(acc, w, a)
     }
 }
 
@@ -360,14 +365,20 @@ private func tokenGroups<K: GEMMKernel>(
     _: K.Type, _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ m: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int,
     _ accumulate: Bool
 ) {
-    if m == gemmTokens { return K.kernelFull(o, ldo, p, x, units, accumulate) }
+    if m == gemmTokens {
+        #if INTERNKIT_AVX512
+            return kernel12(K.Ops.self, o, ldo, p, x, units, accumulate)
+        #else
+            return kernel6(K.Ops.self, o, ldo, p, x, units, accumulate)
+        #endif
+    }
     var t = 0
     while t &+ 4 <= m {
-        K.kernel4(o + t &* ldo, ldo, p, x + t &* 4, units, accumulate)
+        kernel4(K.Ops.self, o + t &* ldo, ldo, p, x + t &* 4, units, accumulate)
         t &+= 4
     }
     while t < m {
-        K.kernel1(o + t &* ldo, p, x + t &* 4, units, accumulate)
+        kernel1(K.Ops.self, o + t &* ldo, p, x + t &* 4, units, accumulate)
         t &+= 1
     }
 }
@@ -383,11 +394,11 @@ func store(_ o: UnsafeMutablePointer<Float>, _ offset: Int, _ v: FloatVector) {
 }
 
 #if INTERNKIT_AVX512
-    /// 12 tokens (x: column-major, stride MR) × 32 rows (p: column-major, stride NR) over kc columns, onto `o`
-    /// (row-major, stride ldo) when `accumulate`, else from zero.
+    /// 12 tokens (x: units, MR apart) × 32 rows (p: units, NR apart) over `units` units, onto `o` (f32, row-major,
+    /// stride ldo) when `accumulate`, else from zero.
     @inline(__always)
-    private func kernel12(
-        _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ kc: Int,
+    private func kernel12<Ops: GEMMUnitOps>(
+        _: Ops.Type, _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int,
         _ accumulate: Bool
     ) {
         let w = FloatVector.scalarCount
@@ -409,46 +420,46 @@ func store(_ o: UnsafeMutablePointer<Float>, _ offset: Int, _ v: FloatVector) {
             (a11, b11) = (load(o, 11 &* ldo), load(o, 11 &* ldo &+ w))
         }
         var pk = p, xk = x
-        for _ in 0..<kc {
-            let v = loadVector(pk, 0), u = loadVector(pk, w)
-            var s = FloatVector(repeating: xk[0])
-            a0 = madd(a0, v, s)
-            b0 = madd(b0, u, s)
-            s = FloatVector(repeating: xk[1])
-            a1 = madd(a1, v, s)
-            b1 = madd(b1, u, s)
-            s = FloatVector(repeating: xk[2])
-            a2 = madd(a2, v, s)
-            b2 = madd(b2, u, s)
-            s = FloatVector(repeating: xk[3])
-            a3 = madd(a3, v, s)
-            b3 = madd(b3, u, s)
-            s = FloatVector(repeating: xk[4])
-            a4 = madd(a4, v, s)
-            b4 = madd(b4, u, s)
-            s = FloatVector(repeating: xk[5])
-            a5 = madd(a5, v, s)
-            b5 = madd(b5, u, s)
-            s = FloatVector(repeating: xk[6])
-            a6 = madd(a6, v, s)
-            b6 = madd(b6, u, s)
-            s = FloatVector(repeating: xk[7])
-            a7 = madd(a7, v, s)
-            b7 = madd(b7, u, s)
-            s = FloatVector(repeating: xk[8])
-            a8 = madd(a8, v, s)
-            b8 = madd(b8, u, s)
-            s = FloatVector(repeating: xk[9])
-            a9 = madd(a9, v, s)
-            b9 = madd(b9, u, s)
-            s = FloatVector(repeating: xk[10])
-            a10 = madd(a10, v, s)
-            b10 = madd(b10, u, s)
-            s = FloatVector(repeating: xk[11])
-            a11 = madd(a11, v, s)
-            b11 = madd(b11, u, s)
-            pk += gemmRows
-            xk += 12
+        for _ in 0..<units {
+            let v = Ops.weights(pk, byteOffset: 0), u = Ops.weights(pk, byteOffset: w &* 4)
+            var s = Ops.broadcast(xk, 0)
+            a0 = Ops.madd(a0, v, s)
+            b0 = Ops.madd(b0, u, s)
+            s = Ops.broadcast(xk, 1)
+            a1 = Ops.madd(a1, v, s)
+            b1 = Ops.madd(b1, u, s)
+            s = Ops.broadcast(xk, 2)
+            a2 = Ops.madd(a2, v, s)
+            b2 = Ops.madd(b2, u, s)
+            s = Ops.broadcast(xk, 3)
+            a3 = Ops.madd(a3, v, s)
+            b3 = Ops.madd(b3, u, s)
+            s = Ops.broadcast(xk, 4)
+            a4 = Ops.madd(a4, v, s)
+            b4 = Ops.madd(b4, u, s)
+            s = Ops.broadcast(xk, 5)
+            a5 = Ops.madd(a5, v, s)
+            b5 = Ops.madd(b5, u, s)
+            s = Ops.broadcast(xk, 6)
+            a6 = Ops.madd(a6, v, s)
+            b6 = Ops.madd(b6, u, s)
+            s = Ops.broadcast(xk, 7)
+            a7 = Ops.madd(a7, v, s)
+            b7 = Ops.madd(b7, u, s)
+            s = Ops.broadcast(xk, 8)
+            a8 = Ops.madd(a8, v, s)
+            b8 = Ops.madd(b8, u, s)
+            s = Ops.broadcast(xk, 9)
+            a9 = Ops.madd(a9, v, s)
+            b9 = Ops.madd(b9, u, s)
+            s = Ops.broadcast(xk, 10)
+            a10 = Ops.madd(a10, v, s)
+            b10 = Ops.madd(b10, u, s)
+            s = Ops.broadcast(xk, 11)
+            a11 = Ops.madd(a11, v, s)
+            b11 = Ops.madd(b11, u, s)
+            pk += gemmRows &* 4
+            xk += 48
         }
         store(o, 0, a0)
         store(o, w, b0)
@@ -476,10 +487,10 @@ func store(_ o: UnsafeMutablePointer<Float>, _ offset: Int, _ v: FloatVector) {
         store(o, 11 &* ldo &+ w, b11)
     }
 #else
-    /// 6 tokens × 16 rows (AVX2) or 6 × 8 (portable: two SIMD8 halves of the same register pair), as `kernel12`.
+    /// 6 tokens × 16 rows (AVX2 and portable: two SIMD8 vectors), as `kernel12`.
     @inline(__always)
-    private func kernel6(
-        _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ kc: Int,
+    private func kernel6<Ops: GEMMUnitOps>(
+        _: Ops.Type, _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int,
         _ accumulate: Bool
     ) {
         let w = FloatVector.scalarCount
@@ -494,28 +505,28 @@ func store(_ o: UnsafeMutablePointer<Float>, _ offset: Int, _ v: FloatVector) {
             (a5, b5) = (load(o, 5 &* ldo), load(o, 5 &* ldo &+ w))
         }
         var pk = p, xk = x
-        for _ in 0..<kc {
-            let v = loadVector(pk, 0), u = loadVector(pk, w)
-            var s = FloatVector(repeating: xk[0])
-            a0 = madd(a0, v, s)
-            b0 = madd(b0, u, s)
-            s = FloatVector(repeating: xk[1])
-            a1 = madd(a1, v, s)
-            b1 = madd(b1, u, s)
-            s = FloatVector(repeating: xk[2])
-            a2 = madd(a2, v, s)
-            b2 = madd(b2, u, s)
-            s = FloatVector(repeating: xk[3])
-            a3 = madd(a3, v, s)
-            b3 = madd(b3, u, s)
-            s = FloatVector(repeating: xk[4])
-            a4 = madd(a4, v, s)
-            b4 = madd(b4, u, s)
-            s = FloatVector(repeating: xk[5])
-            a5 = madd(a5, v, s)
-            b5 = madd(b5, u, s)
-            pk += gemmRows
-            xk += 6
+        for _ in 0..<units {
+            let v = Ops.weights(pk, byteOffset: 0), u = Ops.weights(pk, byteOffset: w &* 4)
+            var s = Ops.broadcast(xk, 0)
+            a0 = Ops.madd(a0, v, s)
+            b0 = Ops.madd(b0, u, s)
+            s = Ops.broadcast(xk, 1)
+            a1 = Ops.madd(a1, v, s)
+            b1 = Ops.madd(b1, u, s)
+            s = Ops.broadcast(xk, 2)
+            a2 = Ops.madd(a2, v, s)
+            b2 = Ops.madd(b2, u, s)
+            s = Ops.broadcast(xk, 3)
+            a3 = Ops.madd(a3, v, s)
+            b3 = Ops.madd(b3, u, s)
+            s = Ops.broadcast(xk, 4)
+            a4 = Ops.madd(a4, v, s)
+            b4 = Ops.madd(b4, u, s)
+            s = Ops.broadcast(xk, 5)
+            a5 = Ops.madd(a5, v, s)
+            b5 = Ops.madd(b5, u, s)
+            pk += gemmRows &* 4
+            xk += 24
         }
         store(o, 0, a0)
         store(o, w, b0)
@@ -534,8 +545,8 @@ func store(_ o: UnsafeMutablePointer<Float>, _ offset: Int, _ v: FloatVector) {
 
 /// 4 tokens × NR rows (the tail of a token block), as `kernel12`.
 @inline(__always)
-private func floatKernel4(
-    _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ kc: Int,
+private func kernel4<Ops: GEMMUnitOps>(
+    _: Ops.Type, _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int,
     _ accumulate: Bool
 ) {
     let w = FloatVector.scalarCount
@@ -547,22 +558,22 @@ private func floatKernel4(
         (a3, b3) = (load(o, 3 &* ldo), load(o, 3 &* ldo &+ w))
     }
     var pk = p, xk = x
-    for _ in 0..<kc {
-        let v = loadVector(pk, 0), u = loadVector(pk, w)
-        var s = FloatVector(repeating: xk[0])
-        a0 = madd(a0, v, s)
-        b0 = madd(b0, u, s)
-        s = FloatVector(repeating: xk[1])
-        a1 = madd(a1, v, s)
-        b1 = madd(b1, u, s)
-        s = FloatVector(repeating: xk[2])
-        a2 = madd(a2, v, s)
-        b2 = madd(b2, u, s)
-        s = FloatVector(repeating: xk[3])
-        a3 = madd(a3, v, s)
-        b3 = madd(b3, u, s)
-        pk += gemmRows
-        xk += gemmTokens
+    for _ in 0..<units {
+        let v = Ops.weights(pk, byteOffset: 0), u = Ops.weights(pk, byteOffset: w &* 4)
+        var s = Ops.broadcast(xk, 0)
+        a0 = Ops.madd(a0, v, s)
+        b0 = Ops.madd(b0, u, s)
+        s = Ops.broadcast(xk, 1)
+        a1 = Ops.madd(a1, v, s)
+        b1 = Ops.madd(b1, u, s)
+        s = Ops.broadcast(xk, 2)
+        a2 = Ops.madd(a2, v, s)
+        b2 = Ops.madd(b2, u, s)
+        s = Ops.broadcast(xk, 3)
+        a3 = Ops.madd(a3, v, s)
+        b3 = Ops.madd(b3, u, s)
+        pk += gemmRows &* 4
+        xk += gemmTokens &* 4
     }
     store(o, 0, a0)
     store(o, w, b0)
@@ -574,21 +585,21 @@ private func floatKernel4(
     store(o, 3 &* ldo &+ w, b3)
 }
 
-/// 1 token × NR rows, as `kernel12` (two FMA chains: only for the last tokens of a call).
+/// 1 token × NR rows, as `kernel12` (two accumulator chains: only for the last tokens of a call).
 @inline(__always)
-private func floatKernel1(
-    _ o: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ kc: Int, _ accumulate: Bool
+private func kernel1<Ops: GEMMUnitOps>(
+    _: Ops.Type, _ o: UnsafeMutablePointer<Float>, _ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ units: Int, _ accumulate: Bool
 ) {
     let w = FloatVector.scalarCount
     var a = FloatVector(), b = a
     if accumulate { (a, b) = (load(o, 0), load(o, w)) }
     var pk = p, xk = x
-    for _ in 0..<kc {
-        let s = FloatVector(repeating: xk[0])
-        a = madd(a, loadVector(pk, 0), s)
-        b = madd(b, loadVector(pk, w), s)
-        pk += gemmRows
-        xk += gemmTokens
+    for _ in 0..<units {
+        let s = Ops.broadcast(xk, 0)
+        a = Ops.madd(a, Ops.weights(pk, byteOffset: 0), s)
+        b = Ops.madd(b, Ops.weights(pk, byteOffset: w &* 4), s)
+        pk += gemmRows &* 4
+        xk += gemmTokens &* 4
     }
     store(o, 0, a)
     store(o, w, b)

@@ -219,6 +219,20 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         #expect(maxAbsDiff(fast, slow) < 1e-5)
     }
 
+    /// The vector path's exponential over its whole range: large gates of both signs (e^−|g| stops at ~1e-38,
+    /// not at a NaN or an infinity), zeros, and a tail; within 2e-6 relative of the Double reference, or 1e-30
+    /// absolute where the true value is below that.
+    @Test func siluMulHandlesLargeAndTinyGates() {
+        let gate: [Float] = [0, -0.0, 1e-30, -1e-30, 87, -87, 88.8, -88.8, 100, -100, 1e4, -1e4, 3.5, -3.5, 0.5, -0.5, 20, -20, 7]
+        let up = [Float](repeating: 1.5, count: gate.count)
+        var fast = gate, slow = gate
+        siluMul(&fast, up: up, count: gate.count)
+        siluMulReference(&slow, up: up, count: gate.count)
+        for i in gate.indices {
+            #expect(fast[i].isFinite && abs(fast[i] - slow[i]) <= 2e-6 * abs(slow[i]) + 1e-30, "silu(\(gate[i])): \(fast[i]) vs \(slow[i])")
+        }
+    }
+
     @Test(arguments: [(1, 2), (3, 12), (2, 32), (4, 64), (2, 40)])
     func ropeMatchesReference(shape: (Int, Int)) {
         let (heads, headDim) = shape
