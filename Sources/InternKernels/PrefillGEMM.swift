@@ -11,8 +11,10 @@
 // block runs through them; a token block's KC columns (12 KiB) stay in L1 across the micro-panels. The
 // micro-kernel holds MR × 2 vectors of accumulators (12 × 2 of the 32 AVX-512 registers, 6 × 2 of the 16 AVX2
 // ones) and per column loads two weight vectors, broadcasts one activation per token and issues 2·MR FMAs, so
-// it is bound by the FMA pipes. (`matMul`'s row-dot tiles, which prefill ran before, load 10 vectors per 24 FMAs
-// from L2, over whole rows: on AMD Zen 4 that held 1.8B bf16 prefill to 44–47 t/s, 0.5× llama.cpp.)
+// it is bound by the FMA pipes: about 87% of their measured peak on AMD Zen 4 (`perf`). `matMul`'s row-dot tiles,
+// which prefill ran before (10 vector loads per 24 FMAs over whole rows), measured 54–55 t/s of 1.8B bf16
+// against 52–61 for this GEMM on the same weights (BENCHMARKS.md, 2026-12-07); the larger gain is the GEMM's
+// `vdpbf16ps` form (BFloat16Prefill.swift) and its reading of the packed 12-bit copy.
 // Reduction order: every output is one chain of f32 fused multiply-adds over the columns in ascending order
 // (the partial sums of a column block go to `out` and come back unchanged), so a token's result does not
 // depend on T, on the tiling or on the threads. It differs from `matMul`'s (vector lanes, then a lane sum)
@@ -301,8 +303,9 @@ private func transpose8x8(_ src: UnsafeRawPointer, _ srcStride: Int, _ dst: Unsa
 // MARK: - Scratch memory
 
 /// Reusable buffers for the per-call packing: freshly allocated pages cost a page fault and the kernel's
-/// zeroing at first touch (7% of internlm2-1_8b prefill in `perf` on AMD Zen 4, `clear_page_erms`, when
-/// every call allocated them), so buffers are kept for the next call: at most `kept`, 64-byte aligned.
+/// zeroing at first touch (`clear_page_erms`, 7% of internlm2-1_8b prefill in `perf` on AMD Zen 4 when every
+/// call allocated them; reusing them took it from 54.7 to 59.0 t/s), so buffers are kept for the next call:
+/// at most `kept`, 64-byte aligned.
 final class ScratchBuffers: @unchecked Sendable {
     private let lock = NSLock()
     private var free: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
