@@ -34,10 +34,34 @@ struct ModelOptions: ParsableArguments {
         })
     var kvCacheType: KVCacheType = .f16
 
+    @Option(
+        help: ArgumentHelp(
+            "How activations meet the weights: f32, bf16, int8 or int16 (default: the fastest measured kernels).",
+            discussion: """
+                f32 is exact everywhere; bf16 rounds the activations of bf16 weights to bf16 in prefill \
+                (vdpbf16ps, llama.cpp's arithmetic, on CPUs with AVX512-BF16: about twice the exact prefill's \
+                speed); int8 and int16 force integer decode of quantized weights (int8 in prefill too). The \
+                same as INTERNKIT_ACTIVATIONS.
+                """),
+        transform: { name in
+            guard let precision = WeightMatrix.ActivationPrecision(rawValue: name) else {
+                throw ValidationError("unknown --activations '\(name)'; choose f32, bf16, int8, int16")
+            }
+            return precision
+        })
+    var activations: WeightMatrix.ActivationPrecision?
+
     var directory: URL { URL(fileURLWithPath: model) }
 
     func loadModel() throws -> any LanguageModel {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such file or directory") }
+        if let activations {
+            if let reason = WeightMatrix.unsupportedReason(activations) {
+                throw ValidationError("--activations \(activations.rawValue): \(reason)")
+            }
+            // The kernels read INTERNKIT_ACTIVATIONS once, at the first product: set it before the model loads.
+            setenv("INTERNKIT_ACTIVATIONS", activations.rawValue, 1)
+        }
         let loaded = try ModelRegistry.load(path: model, threadCount: threads)
         if let reason = kvCacheType.unsupportedReason(headDim: loaded.kvCacheHeadDim) {
             throw ValidationError("--kv-cache-type \(kvCacheType.rawValue): \(reason)")

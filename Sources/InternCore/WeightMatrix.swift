@@ -109,6 +109,17 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }()
 
+    /// Why `precision` cannot be asked for in this build (nil when it can): what INTERNKIT_ACTIVATIONS (or
+    /// `--activations`) would otherwise ignore.
+    public static func unsupportedReason(_ precision: ActivationPrecision) -> String? {
+        switch precision {
+        case .f32: nil
+        case .int16: int16ActivationsAreVectorized ? nil : "needs a build with AVX2 or AVX-512 kernels"
+        case .int8: int8ActivationsAreVectorized ? nil : "needs a build with AVX2 or AVX-512 kernels"
+        case .bf16: bf16PrefillIsVectorized ? nil : "needs a build for a CPU with AVX512-BF16 (Intel Cooper Lake and later, AMD Zen 4)"
+        }
+    }
+
     /// The activation precision of `type`'s products in decode.
     public static func activationPrecision(for type: BlockQuantization) -> ActivationPrecision {
         if let requested = requestedActivationPrecision {

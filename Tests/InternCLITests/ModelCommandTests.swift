@@ -100,6 +100,39 @@ import Testing
         #expect(diff < 1e-4, "max |Δlogit| = \(diff)")
     }
 
+    /// `--activations`: f32 is the default's exact arithmetic for bf16 weights (the same bits); bf16 rounds
+    /// the prefill's activations (close to exact, not equal) where the CPU has AVX512-BF16 and is refused with
+    /// the reason elsewhere; an unknown name is refused with the choices.
+    @Test func activationsOptionPicksTheArithmetic() throws {
+        let dir = try fixtureWithTokenizer("gqa2-hd32-bf16")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ids = try reference(dir).ids.map(String.init).joined(separator: ",")
+        func logits(_ extra: [String]) throws -> (CLIRunner.Result, [Float]) {
+            let npy = dir.appendingPathComponent("logits-\(UUID().uuidString).npy")
+            let r = try CLIRunner.run(["logits", "--model", dir.path, "--ids", ids, "--out", npy.path] + extra)
+            guard r.status == 0, let data = try? Data(contentsOf: npy) else { return (r, []) }
+            let headerLength = Int(data[8]) | Int(data[9]) << 8
+            let values = data[(10 + headerLength)...].withUnsafeBytes { raw in
+                (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+            return (r, values)
+        }
+        let (defaultRun, exact) = try logits([])
+        let (f32Run, f32) = try logits(["--activations", "f32"])
+        #expect(defaultRun.status == 0 && f32Run.status == 0, "\(defaultRun.stderr) \(f32Run.stderr)")
+        #expect(!exact.isEmpty && exact.map(\.bitPattern) == f32.map(\.bitPattern))
+        let (bf16Run, bf16) = try logits(["--activations", "bf16"])
+        if bf16Run.status == 0 {
+            let diff = zip(bf16, exact).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(bf16.count == exact.count && diff > 0 && diff < 0.05, "max |Δlogit| = \(diff)")
+        } else {
+            #expect(bf16Run.stderr.contains("--activations bf16: needs a build for a CPU with AVX512-BF16"), "\(bf16Run.stderr)")
+        }
+        let unknown = try CLIRunner.run(["logits", "--model", dir.path, "--ids", "1,2", "--out", "/dev/null", "--activations", "fp8"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("unknown --activations 'fp8'; choose f32, bf16, int8, int16"), "\(unknown.stderr)")
+    }
+
     @Test func unknownKVCacheTypeIsRefusedWithTheChoices() throws {
         let dir = try fixtureWithTokenizer("gqa1-hd32-f32")
         defer { try? FileManager.default.removeItem(at: dir) }
