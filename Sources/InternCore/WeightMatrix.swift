@@ -137,10 +137,10 @@ public struct WeightMatrix: @unchecked Sendable {
     /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk): on AVX-512
     /// builds Q8_0 and Q4_0 take 8-bit activations and the repacked VNNI kernel (`matMulQuantizedInt8Prefill`,
     /// llama.cpp's choice: 4× the products per instruction of f32 FMAs), and with INTERNKIT_ACTIVATIONS=bf16
-    /// bf16 weights take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); elsewhere, and with
-    /// INTERNKIT_ACTIVATIONS=f32, prefill keeps exact f32 activations for quantized weights (unless
-    /// INTERNKIT_ACTIVATIONS=int8): f32 tiles reuse each de-quantized weight across tokens and beat the
-    /// one-token integer products there, while in decode (one token per sequence) the integer products win.
+    /// bf16 weights take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); everything else keeps
+    /// exact f32 activations in prefill (unless INTERNKIT_ACTIVATIONS=int8) through the blocked GEMM
+    /// (`matMulPrefill`, PrefillGEMM.swift), which reuses each de-quantized weight across the chunk's tokens
+    /// and beats the one-token integer products there, while in decode (one token per sequence) they win.
     /// The choice depends on the phase, never on the token count, so a decode row's result is the same alone
     /// or in a batch.
     public func multiply(
