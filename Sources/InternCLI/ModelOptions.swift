@@ -41,7 +41,7 @@ struct ModelOptions: ParsableArguments {
                 f32 is exact everywhere; bf16 rounds the activations of bf16 weights to bf16 in prefill \
                 (vdpbf16ps, llama.cpp's arithmetic, on CPUs with AVX512-BF16: about twice the exact prefill's \
                 speed); int8 and int16 force integer decode of quantized weights (int8 in prefill too). The \
-                same as INTERNKIT_ACTIVATIONS.
+                same as INTERNKIT_ACTIVATIONS, for the whole process (a --reference model too).
                 """),
         transform: { name in
             guard let precision = WeightMatrix.ActivationPrecision(rawValue: name) else {

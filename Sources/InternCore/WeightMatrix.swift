@@ -139,7 +139,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// llama.cpp's choice: 4× the products per instruction of f32 FMAs), and with INTERNKIT_ACTIVATIONS=bf16
     /// bf16 weights take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); everything else keeps
     /// exact f32 activations in prefill (unless INTERNKIT_ACTIVATIONS=int8) through the blocked GEMM
-    /// (`matMulPrefill`, PrefillGEMM.swift), which reuses each de-quantized weight across the chunk's tokens
+    /// (`matMulPrefill`, PrefillGEMM.swift; Q4_K block by block), which reuses each de-quantized weight across the chunk's tokens
     /// and beats the one-token integer products there, while in decode (one token per sequence) they win.
     /// The choice depends on the phase, never on the token count, so a decode row's result is the same alone
     /// or in a batch.

@@ -96,7 +96,8 @@ public func matMulBF16PrefillReference(
             let units = (C &+ 1) / 2
             let d = dst.assumingMemoryBound(to: UInt32.self)
             if m < gemmTokens { d.update(repeating: 0, count: gemmTokens &* units) }
-            @inline(__always) func bits(_ v: Float) -> UInt32 { roundedToBFloat16(v).bitPattern >> 16 }
+            // A NaN keeps a quiet NaN's top half (its payload may lie in the low bits only).
+            @inline(__always) func bits(_ v: Float) -> UInt32 { v.isNaN ? v.bitPattern >> 16 | 0x40 : roundedToBFloat16(v).bitPattern >> 16 }
             for t in 0..<m {
                 let row = x + t &* C
                 var p = d + t

@@ -1,5 +1,6 @@
 // Lossless 12-bit storage of bf16 weights, for decode, which reads every weight once per token and is bound by
-// memory bandwidth (prefill decodes panels of rows to f32 for `matMul`'s tiles, so nothing needs the bf16). A bf16 is a sign, 8 exponent bits and 7 mantissa bits; across a weight matrix its top byte
+// memory bandwidth (prefill decodes blocks of rows for PrefillGEMM.swift's GEMM: to f32, or to bf16 for the
+// `vdpbf16ps` form, so nothing needs the mapped bf16). A bf16 is a sign, 8 exponent bits and 7 mantissa bits; across a weight matrix its top byte
 // (the sign and the exponent's high 7 bits) takes few values, since the weights span a few binades around the
 // matrix's scale (random and trained weights alike). So each weight keeps its low byte as is and its top byte
 // becomes a 4-bit code into the matrix's table of the 15 most common top bytes (code 0: top byte 0x00). The

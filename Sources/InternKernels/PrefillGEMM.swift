@@ -305,11 +305,12 @@ private func transpose8x8(_ src: UnsafeRawPointer, _ srcStride: Int, _ dst: Unsa
 /// Reusable buffers for the per-call packing: freshly allocated pages cost a page fault and the kernel's
 /// zeroing at first touch (`clear_page_erms`, 7% of internlm2-1_8b prefill in `perf` on AMD Zen 4 when every
 /// call allocated them; reusing them took it from 54.7 to 59.0 t/s), so buffers are kept for the next call:
-/// at most `kept`, 64-byte aligned.
+/// at most `kept` (a call holds one per worker and two more), 64-byte aligned. The process keeps what its
+/// largest calls needed (a chunk's activations, T × C floats, twice; 16 MiB for 256 tokens of 8192 columns).
 final class ScratchBuffers: @unchecked Sendable {
     private let lock = NSLock()
     private var free: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
-    private let kept = 8
+    private let kept = 2 * ProcessInfo.processInfo.activeProcessorCount + 4
 
     /// Runs `body` with at least `bytes` bytes of scratch memory (uninitialized).
     func with<Result>(bytes: Int, _ body: (UnsafeMutableRawPointer) -> Result) -> Result {
