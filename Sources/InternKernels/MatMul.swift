@@ -175,7 +175,9 @@ public func convertToFloat(
     }
 }
 
-private func convertRow<L: WeightLoader>(
+/// `count` elements of `base` from element `offset` as f32 (an embedding row, a block of the prefill GEMM).
+@inline(__always)
+func convertRow<L: WeightLoader>(
     _: L.Type, _ out: UnsafeMutablePointer<Float>, _ base: UnsafeRawPointer, _ offset: Int, _ count: Int
 ) {
     var c = 0

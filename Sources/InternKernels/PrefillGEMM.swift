@@ -59,16 +59,7 @@ struct LoaderRows<L: WeightLoader>: GEMMWeightRows {
 
     @inline(__always)
     func convert(row: Int, from: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-        let w = base + row &* rowBytes
-        var c = 0
-        while c &+ 8 <= count {
-            store8(out, c, L.load8(w, from &+ c))
-            c &+= 8
-        }
-        while c < count {
-            out[c] = L.load1(w, from &+ c)
-            c &+= 1
-        }
+        convertRow(L.self, out, base + row &* rowBytes, from, count)
     }
 }
 
@@ -323,7 +314,7 @@ final class ScratchBuffers: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         // The smallest buffer that fits.
-        if let i = free.indices.filter({ free[$0].bytes >= bytes }).min(by: { free[$0].bytes < free[$1].bytes }) {
+        if let i = free.indices.lazy.filter({ self.free[$0].bytes >= bytes }).min(by: { self.free[$0].bytes < self.free[$1].bytes }) {
             return free.remove(at: i)
         }
         return (UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64), max(bytes, 64))
