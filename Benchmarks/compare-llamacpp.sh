@@ -9,7 +9,7 @@
 #    .cache/llamacpp; Benchmarks/llamacpp/build-llamacpp.sh).
 # 2. Makes random-weight checkpoints with `intern init --preset SHAPE --dtype bf16` (cached in .cache/bench),
 #    converts each with llama.cpp's convert_hf_to_gguf.py (--outtype bf16) and llama-quantize (Q8_0, Q4_0).
-# 3. Measures the machine's read bandwidth (numpy sums over 512 MiB per thread, in N processes at once).
+# 3. Measures the machine's read bandwidth (N threads streaming 1 GiB at once), again before every model.
 # 4. For each model: `llama-bench -p P -n G -t N` then `intern bench --prompt-tokens P --gen-tokens G
 #    --threads N --json`. InternKit runs the bf16 checkpoint directory (its native format; the same values
 #    as the bf16 GGUF) and the q8_0/q4_0 GGUF files themselves (identical weights for both tools). On CPUs
@@ -48,21 +48,10 @@ INTERN="$ROOT/.build/release/intern"
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) logical), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Read bandwidth: each of THREADS processes sums a 512 MiB float64 array (best of 5); GB/s summed.
-BANDWIDTH=$("$PY" - "$THREADS" <<'PY'
-import sys, time, numpy as np
-from multiprocessing import Pool, Barrier
-n = int(sys.argv[1])
-def run(_):
-    a = np.ones(64 * 1024 * 1024)  # 512 MiB
-    a.sum()
-    best = min((lambda t: (a.sum(), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))
-    return a.nbytes / best / 1e9
-with Pool(n) as p:
-    print(f"{sum(p.map(run, range(n))):.2f}")
-PY
-)
-echo "Read bandwidth ($THREADS processes): $BANDWIDTH GB/s"
+# Read bandwidth: THREADS threads stream one 1 GiB buffer at once (Benchmarks/read-bandwidth). Measured again
+# right before each model's runs, since a VM's bandwidth drifts by tens of percent within minutes.
+PROBE="$ROOT/.build/read-bandwidth"
+"${CC:-cc}" -O2 -march=native -pthread Benchmarks/read-bandwidth/read-bandwidth.c -o "$PROBE"
 
 # Bytes a decode step reads: every tensor of the GGUF except the token embedding (one row of it is read).
 decode_bytes() {
@@ -94,6 +83,7 @@ print(j["prefill_tokens_per_s"], j["decode_tokens_per_s"], j["load_seconds"], j[
 ROWS=()
 compare() {  # label, gguf file, InternKit model path
     local label="$1" gguf="$2" model="$3"
+    local bandwidth; bandwidth=$("$PROBE" "$THREADS")
     read -r lpp ltg < <(llama_run "$gguf")
     read -r ipp itg iload irss < <(intern_run "$model")
     local bytes; bytes=$(decode_bytes "$gguf")
@@ -102,8 +92,8 @@ import sys
 label, lpp, ltg, ipp, itg, iload, irss, nbytes, bw = sys.argv[1:]
 lpp, ltg, ipp, itg, iload, irss, nbytes, bw = map(float, (lpp, ltg, ipp, itg, iload, irss, nbytes, bw))
 limit = bw * 1e9 / nbytes
-print(f"| {label} | {nbytes/1e9:.2f} | {lpp:.1f} | {ipp:.1f} | {ipp/lpp:.2f}x | {ltg:.2f} | {itg:.2f} | {itg/ltg:.2f}x | {limit:.1f} | {ltg/limit:.0%} | {itg/limit:.0%} | {iload:.2f} | {irss/2**20:.0f} |")
-' "$label" "$lpp" "$ltg" "$ipp" "$itg" "$iload" "$irss" "$bytes" "$BANDWIDTH")")
+print(f"| {label} | {nbytes/1e9:.2f} | {bw:.1f} | {lpp:.1f} | {ipp:.1f} | {ipp/lpp:.2f}x | {ltg:.2f} | {itg:.2f} | {itg/ltg:.2f}x | {limit:.1f} | {ltg/limit:.0%} | {itg/limit:.0%} | {iload:.2f} | {irss/2**20:.0f} |")
+' "$label" "$lpp" "$ltg" "$ipp" "$itg" "$iload" "$irss" "$bytes" "$bandwidth")")
     echo "${ROWS[-1]}" >&2
 }
 
@@ -132,8 +122,8 @@ done
 for gguf in "${EXTRA[@]}"; do compare "$(basename "$gguf" .gguf)" "$gguf" "$gguf"; done
 
 echo
-echo "threads $THREADS, pp$PROMPT / tg$GEN, read bandwidth $BANDWIDTH GB/s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "threads $THREADS, pp$PROMPT / tg$GEN; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| model | GB read/token | llama.cpp pp t/s | InternKit pp t/s | pp ratio | llama.cpp tg t/s | InternKit tg t/s | tg ratio | tg limit t/s | llama.cpp % of limit | InternKit % of limit | InternKit load s | InternKit peak RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | GB read/token | read GB/s | llama.cpp pp t/s | InternKit pp t/s | pp ratio | llama.cpp tg t/s | InternKit tg t/s | tg ratio | tg limit t/s | llama.cpp % of limit | InternKit % of limit | InternKit load s | InternKit peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do echo "$row"; done

@@ -128,17 +128,36 @@ private func storeQ8(_ out: UnsafeMutablePointer<Int8>, _ scales: UnsafeMutableP
 @usableFromInline
 protocol KVElementLoader {
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float>
+    /// 16 consecutive elements (the default: two `load8`s; one 512-bit conversion where AVX-512 is).
+    static func load16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float>
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float
     /// Whether elements carry a per-32 scale (a constant, so the specialised loops drop the multiply).
     static var isBlockScaled: Bool { get }
 }
 
+extension KVElementLoader {
+    @inline(__always) @usableFromInline
+    static func load16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
+        SIMD16(lowHalf: load8(base, index), highHalf: load8(base, index &+ 8))
+    }
+}
+
 extension F32Loader: KVElementLoader {
     @usableFromInline static var isBlockScaled: Bool { false }
+
+    @inline(__always) @usableFromInline
+    static func load16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
+        base.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self)
+    }
 }
 
 extension F16Loader: KVElementLoader {
     @usableFromInline static var isBlockScaled: Bool { false }
+
+    #if INTERNKIT_AVX512
+        @inline(__always) @usableFromInline
+        static func load16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> { loadVector(base, index) }
+    #endif
 }
 
 @usableFromInline
@@ -155,6 +174,14 @@ enum Q8Loader: KVElementLoader {
             return SIMD8(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
         #endif
     }
+
+    #if INTERNKIT_AVX512
+        @inline(__always) @usableFromInline
+        static func load16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
+            let codes = base.loadUnaligned(fromByteOffset: index, as: __m128i.self)
+            return unsafeBitCast(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), to: SIMD16<Float>.self)
+        }
+    #endif
 
     @inline(__always) @usableFromInline
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float {

@@ -11,11 +11,22 @@ import Foundation
 /// x (n) = softmax(x). Does nothing for n = 0.
 public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     guard n > 0 else { return }
-    var maximum = -Float.infinity
-    for i in 0..<n where x[i] > maximum { maximum = x[i] }
     let n8 = n & ~7
-    var sums = SIMD8<Float>()
+    // The maximum is exact in any order, so the vector pass changes no result.
+    var maxima = SIMD8<Float>(repeating: -.infinity)
     var i = 0
+    while i < n8 {
+        let v = load8(x, i)
+        maxima.replace(with: v, where: v .> maxima)  // compare and blend (NaNs skipped, as below)
+        i += 8
+    }
+    var maximum = laneMax(maxima)
+    while i < n {
+        if x[i] > maximum { maximum = x[i] }
+        i += 1
+    }
+    var sums = SIMD8<Float>()
+    i = 0
     while i < n8 {
         let e = exp8(load8(x, i) - SIMD8(repeating: maximum))
         store8(x, i, e)
@@ -39,6 +50,14 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         x[i] *= inverse
         i += 1
     }
+}
+
+/// The largest lane (a fixed tree of pairwise maxima, in registers).
+@inline(__always)
+func laneMax(_ v: SIMD8<Float>) -> Float {
+    let four = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+    let two = four.lowHalf.replacing(with: four.highHalf, where: four.highHalf .> four.lowHalf)
+    return two[1] > two[0] ? two[1] : two[0]
 }
 
 /// The reference for `softmax`, in Double.

@@ -607,7 +607,7 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
 /// Activation buffers for one chunk, allocated once at load (llama2.c `RunState`).
 private final class RunState {
     let x, xb, qkv, q, k, v, attn, gate, up, cos, sin: UnsafeMutablePointer<Float>
-    private(set) var scores: UnsafeMutablePointer<Float>  // (threads, score capacity)
+    private(set) var scores: UnsafeMutablePointer<Float>  // (threads × attentionScratchRows, score capacity)
     private var scoreCapacity = 0
 
     init(configuration c: InternLM2Configuration, chunk: Int) {
@@ -631,12 +631,13 @@ private final class RunState {
         scores = buffer(1)
     }
 
-    /// Grows the attention score scratch to `positions` per thread (doubling, so it rarely reallocates).
+    /// Grows the attention score scratch to `positions` per row of each thread (doubling, so it rarely
+    /// reallocates).
     func ensureScoreCapacity(_ positions: Int, threads: Int) {
         guard positions > scoreCapacity else { return }
         let capacity = max(positions, scoreCapacity * 2, 256)
         scores.deallocate()
-        scores = .allocate(capacity: capacity * threads)
+        scores = .allocate(capacity: capacity * threads * attentionScratchRows)
         scoreCapacity = capacity
     }
 

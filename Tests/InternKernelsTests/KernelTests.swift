@@ -281,8 +281,10 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
 
     /// Attention over each cache type against the reference on the same stored rows (read back as f32),
     /// so only the kernel's arithmetic is compared; head dims hit the 32-lane, 8-lane and scalar paths
-    /// (q8_0 only where heads are whole blocks of 32).
-    @Test(arguments: KVCacheType.allCases, [(1, 0, 2, 2, 8), (3, 0, 4, 2, 12), (1, 5, 4, 1, 32), (4, 7, 6, 3, 64), (5, 2, 8, 2, 13), (2, 9, 4, 2, 128)])
+    /// (q8_0 only where heads are whole blocks of 32); the last three run prefill tiles (with leftover rows).
+    @Test(
+        arguments: KVCacheType.allCases,
+        [(1, 0, 2, 2, 8), (3, 0, 4, 2, 12), (1, 5, 4, 1, 32), (5, 2, 8, 2, 13), (4, 7, 6, 3, 64), (2, 9, 4, 2, 128), (5, 3, 6, 2, 64)])
     func attentionMatchesReference(type: KVCacheType, shape: (Int, Int, Int, Int, Int)) {
         let (tokens, start, heads, kvHeads, headDim) = shape
         guard type.unsupportedReason(headDim: headDim) == nil else { return }
@@ -294,7 +296,7 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         let storage = KVStorage(type: type, positions: positions, rowSize: rowSize)
         storage.layer.store(position: 0, keys: k, values: v, rows: positions)
         var fast = [Float](repeating: .nan, count: tokens * heads * headDim), slow = fast
-        var scratch = [Float](repeating: 0, count: 3 * positions)
+        var scratch = [Float](repeating: 0, count: 3 * attentionScratchRows * positions)
         attention(
             &fast, query: q, cache: storage.layer, tokens: tokens, startPosition: start, heads: heads,
             kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: Self.pool3)
@@ -302,6 +304,31 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
             &slow, query: q, cache: storage.layer, tokens: tokens, startPosition: start, heads: heads,
             kvHeads: kvHeads, headDim: headDim)
         #expect(maxAbsDiff(fast, slow) < 1e-5)
+    }
+
+    /// Prefill runs four-row tiles (tokens × the heads of a KV group): each token's output must be bitwise
+    /// what it gets as a one-token call (decode), for whole tiles, leftover rows and every group size.
+    @Test(arguments: KVCacheType.allCases, [(9, 0, 2, 2, 32), (7, 5, 4, 2, 64), (6, 3, 6, 2, 128), (5, 11, 8, 2, 64), (3, 1, 8, 1, 32)])
+    func attentionTilesAreBitwiseTheTokensAlone(type: KVCacheType, shape: (Int, Int, Int, Int, Int)) {
+        let (tokens, start, heads, kvHeads, headDim) = shape
+        var random = TestRandom(state: UInt64(tokens * 5 + start * 11 + heads * 3 + headDim))
+        let positions = start + tokens, rowSize = kvHeads * headDim, width = heads * headDim
+        let q = random.floats(tokens * width, -2...2)
+        let storage = KVStorage(type: type, positions: positions, rowSize: rowSize)
+        let keys = random.floats(positions * rowSize, -2...2), values = random.floats(positions * rowSize)
+        storage.layer.store(position: 0, keys: keys, values: values, rows: positions)
+        var scratch = [Float](repeating: 0, count: 3 * attentionScratchRows * positions)
+        var together = [Float](repeating: .nan, count: tokens * width)
+        attention(
+            &together, query: q, cache: storage.layer, tokens: tokens, startPosition: start, heads: heads,
+            kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: Self.pool3)
+        for t in 0..<tokens {
+            var alone = [Float](repeating: .nan, count: width)
+            attention(
+                &alone, query: Array(q[(t * width)..<((t + 1) * width)]), cache: storage.layer, tokens: 1,
+                startPosition: start + t, heads: heads, kvHeads: kvHeads, headDim: headDim, scratch: &scratch, pool: nil)
+            #expect(alone.map(\.bitPattern) == together[(t * width)..<((t + 1) * width)].map(\.bitPattern), "\(type) token \(t)")
+        }
     }
 
     /// Stored rows read back within each type's rounding: f32 exact, f16 within 2⁻¹¹ relative, q8_0
