@@ -3,19 +3,20 @@
 # very same weights, same thread count, one after the other, in one run. See BENCHMARKS.md, "CPU inference".
 #
 #   Benchmarks/compare-llamacpp.sh [--shapes "small 1_8b"] [--types "bf16 q8_0 q4_0"] [--threads 2]
-#                                  [--prompt 512] [--gen 128] [--gguf FILE]...
+#                                  [--prompt 512] [--gen 128] [--depth 0] [--gguf FILE]...
 #
 # 1. Builds llama-bench, llama-quantize, llama-perplexity from the llama-cpp-python PyPI sdist (cached in
 #    .cache/llamacpp; Benchmarks/llamacpp/build-llamacpp.sh).
 # 2. Makes random-weight checkpoints with `intern init --preset SHAPE --dtype bf16` (cached in .cache/bench),
 #    converts each with llama.cpp's convert_hf_to_gguf.py (--outtype bf16) and llama-quantize (Q8_0, Q4_0).
 # 3. Measures the machine's read bandwidth (N threads streaming 1 GiB at once), again before every model.
-# 4. For each model: `llama-bench -p P -n G -t N` then `intern bench --prompt-tokens P --gen-tokens G
-#    --threads N --json`. InternKit runs the bf16 checkpoint directory (its native format; the same values
+# 4. For each model: `llama-bench -p P -n G -d D -t N` then `intern bench --prompt-tokens P --gen-tokens G
+#    --depth D --threads N --json` (D: tokens already in the cache when each measurement starts). InternKit runs the bf16 checkpoint directory (its native format; the same values
 #    as the bf16 GGUF) and the q8_0/q4_0 GGUF files themselves (identical weights for both tools). On CPUs
 #    with AVX512-BF16 the bf16 checkpoint runs twice: exact (the default) and with INTERNKIT_ACTIVATIONS=bf16.
 # 5. Prints a Markdown table: tokens/s of both, ratios, load seconds, and decode as a fraction of the
-#    bandwidth limit (bytes of weights read per decode token / measured read bandwidth).
+#    bandwidth limit (bytes of weights read per decode token / measured read bandwidth; at a depth the
+#    cache's bytes come on top and are not counted).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -24,6 +25,7 @@ TYPES="bf16 q8_0 q4_0"
 THREADS=2
 PROMPT=512
 GEN=128
+DEPTH=0
 EXTRA=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS="$2"; shift 2 ;;
         --prompt) PROMPT="$2"; shift 2 ;;
         --gen) GEN="$2"; shift 2 ;;
+        --depth) DEPTH="$2"; shift 2 ;;
         --gguf) EXTRA+=("$2"); shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -64,7 +67,7 @@ PY
 }
 
 llama_run() {  # prints "prefill decode"
-    "$BIN/llama-bench" -m "$1" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r 2 -o json 2>/dev/null | "$PY" -c '
+    "$BIN/llama-bench" -m "$1" -p "$PROMPT" -n "$GEN" -d "$DEPTH" -t "$THREADS" -r 2 -o json 2>/dev/null | "$PY" -c '
 import json, sys
 rows = json.load(sys.stdin)
 pp = [r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0]
@@ -73,7 +76,7 @@ print(pp[0] if pp else 0, tg[0] if tg else 0)'
 }
 
 intern_run() {  # prints "prefill decode load rss"
-    "$INTERN" bench --model "$1" --prompt-tokens "$PROMPT" --gen-tokens "$GEN" --threads "$THREADS" --repetitions 2 --json \
+    "$INTERN" bench --model "$1" --prompt-tokens "$PROMPT" --gen-tokens "$GEN" --depth "$DEPTH" --threads "$THREADS" --repetitions 2 --json \
         | "$PY" -c '
 import json, sys
 j = json.loads(sys.stdin.read())
@@ -122,7 +125,7 @@ done
 for gguf in "${EXTRA[@]}"; do compare "$(basename "$gguf" .gguf)" "$gguf" "$gguf"; done
 
 echo
-echo "threads $THREADS, pp$PROMPT / tg$GEN; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "threads $THREADS, pp$PROMPT / tg$GEN at depth $DEPTH; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| model | GB read/token | read GB/s | llama.cpp pp t/s | InternKit pp t/s | pp ratio | llama.cpp tg t/s | InternKit tg t/s | tg ratio | tg limit t/s | llama.cpp % of limit | InternKit % of limit | InternKit load s | InternKit peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -1,8 +1,10 @@
 // `intern bench`: measurements printed for people and, with --json, for comparison scripts.
 // `intern bench --model M` (the default subcommand, `model`) measures what llama-bench measures: prompt
 // processing of N tokens in one forward call (prefill tokens/s), then generation of M tokens one at a
-// time with the KV cache (decode tokens/s), plus the load time and the peak resident memory. Token ids
-// are pseudo-random (fixed seed), as llama-bench uses random tokens; the logits are not sampled.
+// time with the KV cache (decode tokens/s), plus the load time and the peak resident memory. Both start
+// from an empty cache, or with `--depth D` from a cache already holding D tokens (llama-bench's `-d`:
+// speed deep into a long conversation, where attention reads the whole cache). Token ids are
+// pseudo-random (fixed seed), as llama-bench uses random tokens; the logits are not sampled.
 import ArgumentParser
 import Foundation
 import InternEngine
@@ -28,8 +30,11 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Prompt tokens processed in one forward call (0: skip).")
     var promptTokens = 512
 
-    @Option(help: "Tokens generated one at a time after the prompt (0: skip).")
+    @Option(help: "Tokens generated one at a time (0: skip).")
     var genTokens = 128
+
+    @Option(help: "Tokens already in the KV cache when each measurement starts (llama-bench -d).")
+    var depth = 0
 
     @Option(help: "Timed repetitions; the best of each measurement is reported.")
     var repetitions = 1
@@ -38,8 +43,8 @@ struct BenchModelCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard promptTokens >= 0, genTokens >= 0, repetitions >= 1 else {
-            throw ValidationError("--prompt-tokens and --gen-tokens must be ≥ 0 and --repetitions ≥ 1")
+        guard promptTokens >= 0, genTokens >= 0, depth >= 0, repetitions >= 1 else {
+            throw ValidationError("--prompt-tokens, --gen-tokens and --depth must be ≥ 0 and --repetitions ≥ 1")
         }
     }
 
@@ -47,28 +52,36 @@ struct BenchModelCommand: ParsableCommand {
         let loadStart = ContinuousClock.now
         let model = try options.loadModel()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
-        let positions = promptTokens + genTokens + 1
+        let positions = depth + max(promptTokens, genTokens, 1)
         guard positions <= model.maxSequenceLength else {
-            throw ValidationError("\(positions) positions exceed the model's maximum of \(model.maxSequenceLength)")
+            throw ValidationError(
+                "--depth \(depth) plus \(max(promptTokens, genTokens)) tokens is \(positions) positions, beyond the model's maximum of \(model.maxSequenceLength)"
+            )
         }
         let cache = SimpleKVCache(model: model, capacity: positions, type: options.kvCacheType)
         var logits = [Float](repeating: 0, count: model.vocabularySize)
         var generator = SeededGenerator(seed: 0x1234_5678)
         let vocab = UInt64(model.vocabularySize)
         let prompt = (0..<max(promptTokens, 1)).map { _ in Int32(generator.next() % vocab) }
+        let context = (0..<depth).map { _ in Int32(generator.next() % vocab) }
         var bestPrefill = Double.infinity, bestDecode = Double.infinity
         try logits.withUnsafeMutableBufferPointer { out in
-            // One untimed token warms the caches, the pages of the mapping and the thread pool.
+            // One untimed token warms the caches, the pages of the mapping and the thread pool; then the
+            // depth's tokens are prefilled once (untimed) and every measurement truncates back to them.
             try [prompt[0]].withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: out.baseAddress!) }
+            cache.reset()
+            if depth > 0 {
+                try context.withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: out.baseAddress!) }
+            }
             for _ in 0..<repetitions {
                 if promptTokens > 0 {
-                    cache.reset()
+                    cache.truncate(to: depth)
                     let start = ContinuousClock.now
                     try prompt.withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: out.baseAddress!) }
                     bestPrefill = min(bestPrefill, (ContinuousClock.now - start).seconds)
                 }
                 if genTokens > 0 {
-                    cache.reset()
+                    cache.truncate(to: depth)
                     var token = [prompt[0]]
                     let start = ContinuousClock.now
                     for _ in 0..<genTokens {
@@ -85,14 +98,15 @@ struct BenchModelCommand: ParsableCommand {
         if json {
             print(
                 "{\"model\": \(jsonString(options.model)), \"threads\": \(options.threads ?? ProcessInfo.processInfo.activeProcessorCount), "
-                    + "\"prompt_tokens\": \(promptTokens), \"gen_tokens\": \(genTokens), "
+                    + "\"prompt_tokens\": \(promptTokens), \"gen_tokens\": \(genTokens), \"depth\": \(depth), "
                     + "\"prefill_tokens_per_s\": \(prefill), \"decode_tokens_per_s\": \(decode), "
                     + "\"load_seconds\": \(loadSeconds), \"peak_rss_bytes\": \(rss)}")
         } else {
             print("model    \(options.model)")
             print(String(format: "load     %.3f s", loadSeconds))
-            if promptTokens > 0 { print(String(format: "prefill  %.2f tokens/s (pp%d)", prefill, promptTokens)) }
-            if genTokens > 0 { print(String(format: "decode   %.2f tokens/s (tg%d)", decode, genTokens)) }
+            let at = depth > 0 ? " @ d\(depth)" : ""
+            if promptTokens > 0 { print(String(format: "prefill  %.2f tokens/s (pp%d%@)", prefill, promptTokens, at)) }
+            if genTokens > 0 { print(String(format: "decode   %.2f tokens/s (tg%d%@)", decode, genTokens, at)) }
             print(String(format: "peak RSS %.1f MiB", Double(rss) / 1_048_576))
         }
     }

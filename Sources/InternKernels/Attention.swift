@@ -1,22 +1,31 @@
 // Causal scaled dot-product attention of new query tokens over a KV cache, with grouped-query heads:
 // query head h reads KV head h / (H / KVH). Query t sits at absolute position p0 + t and attends to
 // cache positions 0...p0+t (the new tokens' keys and values are already written to the cache).
-// Strategy: one (token, head) row at a time in decode; in prefill, tiles of four rows that share a KV head
-// (consecutive tokens × the group's heads), so each cached key and value is loaded and widened once for
-// four rows instead of once per row — at long prompts attention, not the matrices, is most of prefill
-// (62% of a 4096-token prompt of the small shape before tiling). Per row: dot products with two FMA chains
-// (lanes d mod 16 < 8 and ≥ 8, one 16-lane register), a max-subtracted softmax, then the weighted sum of
-// value rows with each output lane one FMA chain over the positions in order. A tile runs exactly those
-// chains, four rows side by side, so every row's result is bitwise what it gets alone: a token's
-// attention does not depend on the prefill chunk it came in (the scheduler's chunking invariance).
+// Strategy: one (token, head) row at a time in decode; in prefill, up to 32 rows that share a KV head
+// (consecutive tokens × the group's heads) per job, in tiles of four, over keys and values in blocks of 64
+// positions: each block is read from memory once for the 32 rows and widened once per tile of four. At
+// long prompts attention, not the matrices, is most of prefill (62% of a 4096-token prompt of the small
+// shape when every row read the whole cache alone). Per row: dot products with two FMA chains (lanes
+// d mod 16 < 8 and ≥ 8, one 16-lane register), a max-subtracted softmax, then the weighted sum of value
+// rows with each output lane one FMA chain over the positions in order. Tiles and blocks run exactly
+// those chains, so every row's result is bitwise what it gets alone: a token's attention does not depend
+// on the prefill chunk it came in (the scheduler's chunking invariance).
 // Keys and values are read in the cache's type (f32, f16 or q8_0, KVRows.swift) and widened in
 // registers; q8_0's per-32 scales multiply a block's products once (keys) and the softmax weight (values).
 // Names: T = new tokens, H = query heads, KVH = KV heads, D = head dim, P = cache positions used.
 
 import Foundation
 
-/// Rows of attention scores each pool worker needs in `attention`'s scratch: a tile's four rows.
-public let attentionScratchRows = 4
+#if INTERNKIT_AVX512
+    import _Builtin_intrinsics.intel
+#endif
+
+/// Rows of attention scores each pool worker needs in `attention`'s scratch: the rows of one KV head that
+/// a prefill job attends together (eight tiles of four).
+public let attentionScratchRows = 32
+
+/// Positions per block of keys and values in prefill tiles: 64 keys of a 128-wide head are 16 KB in f16.
+private let attentionKeyBlock = 64
 
 /// out (T, H, D) = softmax(q kᵀ / sqrt(D), causal) v over a layer's cached keys and values, read in the
 /// cache's stored form (KVRows.swift).
@@ -62,33 +71,42 @@ private func attentionHeads<L: KVElementLoader>(
         if let pool { pool.parallelFor(T * H, body) } else { body(0..<(T * H), 0) }
         return
     }
-    // Rows of one KV head in token-major order (row i: token i / group, head kvh · group + i % group), four to
-    // a tile. Jobs run the last tokens' tiles first: they see the most positions, and the pool hands out its
-    // chunks in order, so the long ones do not end up last on one worker.
-    let tilesPerKVHead = (rowsPerKVHead + attentionScratchRows - 1) / attentionScratchRows
+    // Rows of one KV head in token-major order (row i: token i / group, head kvh · group + i % group),
+    // attentionScratchRows to a job: whole tiles of four, then one by one the rows left over. Jobs run the last
+    // tokens' rows first: they see the most positions, and the pool hands out its chunks in order, so the
+    // long ones do not end up last on one worker.
+    let blocksPerKVHead = (rowsPerKVHead + attentionScratchRows - 1) / attentionScratchRows
     let body = { (range: Range<Int>, worker: Int) in
         let scores = scratch + worker * attentionScratchRows * scoresCapacity
         for job in range {
-            let kvh = job % KVH, tile = tilesPerKVHead - 1 - job / KVH
-            let first = tile * attentionScratchRows, count = min(attentionScratchRows, rowsPerKVHead - first)
-            func tileRow(_ i: Int) -> AttentionRow {
-                row((first + i) / group, kvh * group + (first + i) % group)
-            }
-            if count == 4 {
-                heads.attendTile(tileRow(0), tileRow(1), tileRow(2), tileRow(3), kvHead: kvh, scores: scores, stride: scoresCapacity)
-            } else {
-                for i in 0..<count {
-                    let (q, o, visible) = tileRow(i)
-                    heads.attendRow(q, o, kvHead: kvh, visible: visible, scores: scores)
-                }
+            let kvh = job % KVH, block = blocksPerKVHead - 1 - job / KVH
+            let first = block * attentionScratchRows, count = min(attentionScratchRows, rowsPerKVHead - first)
+            let rows = KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: first)
+            let tiles = count / 4
+            if tiles > 0 { heads.attendTiles(tiles, rows, kvHead: kvh, scores: scores, stride: scoresCapacity) }
+            for i in (tiles * 4)..<count {
+                let (q, o, visible) = rows(i)
+                heads.attendRow(q, o, kvHead: kvh, visible: visible, scores: scores)
             }
         }
     }
-    if let pool { pool.parallelFor(KVH * tilesPerKVHead, body) } else { body(0..<(KVH * tilesPerKVHead), 0) }
+    if let pool { pool.parallelFor(KVH * blocksPerKVHead, body) } else { body(0..<(KVH * blocksPerKVHead), 0) }
 }
 
 /// A (token, head) row: its query, its output and how many positions it sees.
 private typealias AttentionRow = (q: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, visible: Int)
+
+/// The rows of KV head `kvHead` from row `first` on, in token-major order (row i: token i / group, head
+/// kvHead · group + i % group).
+private struct KVHeadRows {
+    let query: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+    let H: Int, D: Int, p0: Int, group: Int, kvHead: Int, first: Int
+
+    @inline(__always) func callAsFunction(_ i: Int) -> AttentionRow {
+        let t = (first &+ i) / group, h = kvHead &* group &+ (first &+ i) % group
+        return (query + (t &* H &+ h) &* D, out + (t &* H &+ h) &* D, p0 &+ t &+ 1)
+    }
+}
 
 /// One layer's cached keys and values as the attention loops read them.
 private struct AttentionHeads<L: KVElementLoader> {
@@ -144,64 +162,90 @@ private struct AttentionHeads<L: KVElementLoader> {
         }
     }
 
-    /// Four rows of one KV head (tokens in ascending order, so row 0 sees the fewest positions): each key
-    /// and value is loaded once for the four. Bitwise `attendRow` for each row. D is a multiple of 32.
-    @inline(__always)
-    func attendTile(
-        _ r0: AttentionRow,
-        _ r1: AttentionRow,
-        _ r2: AttentionRow,
-        _ r3: AttentionRow,
-        kvHead kvh: Int, scores: UnsafeMutablePointer<Float>, stride: Int
-    ) {
-        let s0 = scores, s1 = scores + stride, s2 = s1 + stride, s3 = s2 + stride
-        let shared = r0.visible  // positions every row sees
-        for p in 0..<shared {
-            let (a, b, c, d) = dot4(r0.q, r1.q, r2.q, r3.q, element(p, kvh))
-            s0[p] = a * scale
-            s1[p] = b * scale
-            s2[p] = c * scale
-            s3[p] = d * scale
+    /// `tiles` × 4 rows of one KV head, `rows(0)...` in ascending tokens (so row 0 of a tile sees the
+    /// fewest positions), each row's scores at `scores + i · stride`. Keys and values go in blocks of
+    /// `attentionKeyBlock` positions that every tile reads while the block is in cache (at a 4k context a
+    /// head's keys and values are 2 MB, more than L2: read once per tile they made prefill memory-bound),
+    /// and within a tile each key and value is widened once for the four rows. Bitwise `attendRow` for
+    /// every row: the same dot products, and each output lane one FMA chain over the positions in order
+    /// (kept in the output rows between blocks). D is a multiple of 32.
+    func attendTiles(_ tiles: Int, _ rows: KVHeadRows, kvHead kvh: Int, scores: UnsafeMutablePointer<Float>, stride: Int) {
+        let count = tiles &* 4
+        let last = rows(count &- 1).visible
+        // The positions of block [start, end) that row r of a tile whose first row sees `shared` positions
+        // takes alone (the ones before `shared` the tile takes together).
+        @inline(__always) func own(_ r: AttentionRow, _ shared: Int, _ start: Int, _ end: Int) -> Range<Int> {
+            let lower = Swift.max(start, shared), upper = Swift.min(end, r.visible)
+            return lower..<Swift.max(lower, upper)
         }
-        @inline(__always) func finishScores(_ r: AttentionRow, _ s: UnsafeMutablePointer<Float>) {
-            for p in shared..<r.visible { s[p] = dot(r.q, element(p, kvh)) * scale }
-            softmax(s, count: r.visible)
+        var start = 0
+        while start < last {
+            let end = Swift.min(start &+ attentionKeyBlock, last)
+            for tile in 0..<tiles {
+                let r0 = rows(4 &* tile), r1 = rows(4 &* tile &+ 1), r2 = rows(4 &* tile &+ 2), r3 = rows(4 &* tile &+ 3)
+                let s0 = scores + 4 &* tile &* stride, s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride
+                var p = start
+                while p < Swift.min(end, r0.visible) {
+                    let (a, b, c, d) = dot4(r0.q, r1.q, r2.q, r3.q, element(p, kvh))
+                    s0[p] = a * scale
+                    s1[p] = b * scale
+                    s2[p] = c * scale
+                    s3[p] = d * scale
+                    p &+= 1
+                }
+                for p in own(r1, r0.visible, start, end) { s1[p] = dot(r1.q, element(p, kvh)) * scale }
+                for p in own(r2, r0.visible, start, end) { s2[p] = dot(r2.q, element(p, kvh)) * scale }
+                for p in own(r3, r0.visible, start, end) { s3[p] = dot(r3.q, element(p, kvh)) * scale }
+            }
+            start = end
         }
-        finishScores(r0, s0)
-        finishScores(r1, s1)
-        finishScores(r2, s2)
-        finishScores(r3, s3)
-        var d = 0
-        while d < D {
-            // Four rows × 32 lanes side by side over the shared positions, then each row's own positions.
-            var o00 = SIMD16<Float>(), o01 = o00, o10 = o00, o11 = o00, o20 = o00, o21 = o00, o30 = o00, o31 = o00
-            for p in 0..<shared {
-                let v = element(p, kvh) &+ d
-                let v0 = L.load16(values, v), v1 = L.load16(values, v &+ 16)
-                let w0 = SIMD16<Float>(repeating: weight(s0, p, v)), w1 = SIMD16<Float>(repeating: weight(s1, p, v))
-                let w2 = SIMD16<Float>(repeating: weight(s2, p, v)), w3 = SIMD16<Float>(repeating: weight(s3, p, v))
-                o00 = madd(o00, w0, v0)
-                o01 = madd(o01, w0, v1)
-                o10 = madd(o10, w1, v0)
-                o11 = madd(o11, w1, v1)
-                o20 = madd(o20, w2, v0)
-                o21 = madd(o21, w2, v1)
-                o30 = madd(o30, w3, v0)
-                o31 = madd(o31, w3, v1)
+        for i in 0..<count {
+            let r = rows(i)
+            softmax(scores + i &* stride, count: r.visible)
+            r.o.update(repeating: 0, count: D)
+        }
+        start = 0
+        while start < last {
+            let end = Swift.min(start &+ attentionKeyBlock, last)
+            for tile in 0..<tiles {
+                let r0 = rows(4 &* tile), r1 = rows(4 &* tile &+ 1), r2 = rows(4 &* tile &+ 2), r3 = rows(4 &* tile &+ 3)
+                guard start < r3.visible else { continue }
+                let s0 = UnsafePointer(scores + 4 &* tile &* stride), s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride
+                let shared = start..<Swift.max(start, Swift.min(end, r0.visible))
+                var d = 0
+                while d < D {
+                    // Four rows × 32 lanes side by side over the shared positions, then each row's own.
+                    var o00 = load16(r0.o, d), o01 = load16(r0.o, d &+ 16), o10 = load16(r1.o, d), o11 = load16(r1.o, d &+ 16)
+                    var o20 = load16(r2.o, d), o21 = load16(r2.o, d &+ 16), o30 = load16(r3.o, d), o31 = load16(r3.o, d &+ 16)
+                    for p in shared {
+                        let v = element(p, kvh) &+ d
+                        let v0 = L.load16(values, v), v1 = L.load16(values, v &+ 16)
+                        let w0 = SIMD16<Float>(repeating: weight(s0, p, v)), w1 = SIMD16<Float>(repeating: weight(s1, p, v))
+                        let w2 = SIMD16<Float>(repeating: weight(s2, p, v)), w3 = SIMD16<Float>(repeating: weight(s3, p, v))
+                        o00 = madd(o00, w0, v0)
+                        o01 = madd(o01, w0, v1)
+                        o10 = madd(o10, w1, v0)
+                        o11 = madd(o11, w1, v1)
+                        o20 = madd(o20, w2, v0)
+                        o21 = madd(o21, w2, v1)
+                        o30 = madd(o30, w3, v0)
+                        o31 = madd(o31, w3, v1)
+                    }
+                    accumulateValues(&o10, &o11, s1, kvh, d, own(r1, r0.visible, start, end))
+                    accumulateValues(&o20, &o21, s2, kvh, d, own(r2, r0.visible, start, end))
+                    accumulateValues(&o30, &o31, s3, kvh, d, own(r3, r0.visible, start, end))
+                    store16(r0.o, d, o00)
+                    store16(r0.o, d &+ 16, o01)
+                    store16(r1.o, d, o10)
+                    store16(r1.o, d &+ 16, o11)
+                    store16(r2.o, d, o20)
+                    store16(r2.o, d &+ 16, o21)
+                    store16(r3.o, d, o30)
+                    store16(r3.o, d &+ 16, o31)
+                    d &+= 32
+                }
             }
-            @inline(__always) func finish(
-                _ o0: inout SIMD16<Float>, _ o1: inout SIMD16<Float>, _ s: UnsafePointer<Float>,
-                _ r: AttentionRow
-            ) {
-                accumulateValues(&o0, &o1, s, kvh, d, shared..<r.visible)
-                store16(r.o, d, o0)
-                store16(r.o, d &+ 16, o1)
-            }
-            finish(&o00, &o01, s0, r0)
-            finish(&o10, &o11, s1, r1)
-            finish(&o20, &o21, s2, r2)
-            finish(&o30, &o31, s3, r3)
-            d &+= 32
+            start = end
         }
     }
 
@@ -304,19 +348,37 @@ private struct AttentionHeads<L: KVElementLoader> {
 /// instead of one vector's folded down alone (a third of a tile's score instructions otherwise).
 @inline(__always)
 private func laneSums(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>, _ d: SIMD16<Float>) -> SIMD4<Float> {
-    let ab = SIMD16(lowHalf: a.lowHalf, highHalf: b.lowHalf) + SIMD16(lowHalf: a.highHalf, highHalf: b.highHalf)
-    let cd = SIMD16(lowHalf: c.lowHalf, highHalf: d.lowHalf) + SIMD16(lowHalf: c.highHalf, highHalf: d.highHalf)
-    // ab, cd: eight lanes per vector; now lanes j and j + 4 of each, four lanes per vector.
-    let low = SIMD16(
-        lowHalf: SIMD8(lowHalf: ab.lowHalf.lowHalf, highHalf: ab.highHalf.lowHalf),
-        highHalf: SIMD8(lowHalf: cd.lowHalf.lowHalf, highHalf: cd.highHalf.lowHalf))
-    let high = SIMD16(
-        lowHalf: SIMD8(lowHalf: ab.lowHalf.highHalf, highHalf: ab.highHalf.highHalf),
-        highHalf: SIMD8(lowHalf: cd.lowHalf.highHalf, highHalf: cd.highHalf.highHalf))
-    let four = low + high
-    // Per vector (f0, f1, f2, f3): (f0 + f2) + (f1 + f3), as laneSum's last two steps.
-    let even = four.evenHalf, odd = four.oddHalf
-    return (even.evenHalf + even.oddHalf) + (odd.evenHalf + odd.oddHalf)
+    #if INTERNKIT_AVX512
+        // Lane permutes by index vectors (the compiler turned the shuffles below into lane-by-lane code).
+        @inline(__always) func m(_ v: SIMD16<Float>) -> __m512 { unsafeBitCast(v, to: __m512.self) }
+        @inline(__always) func index(_ v: SIMD16<Int32>) -> __m512i { unsafeBitCast(v, to: __m512i.self) }
+        let lows = index(SIMD16(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
+        let highs = index(SIMD16(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+        let ab = _mm512_add_ps(_mm512_permutex2var_ps(m(a), lows, m(b)), _mm512_permutex2var_ps(m(a), highs, m(b)))
+        let cd = _mm512_add_ps(_mm512_permutex2var_ps(m(c), lows, m(d)), _mm512_permutex2var_ps(m(c), highs, m(d)))
+        let firstQuarters = index(SIMD16(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27))
+        let secondQuarters = index(SIMD16(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31))
+        let four = _mm512_add_ps(_mm512_permutex2var_ps(ab, firstQuarters, cd), _mm512_permutex2var_ps(ab, secondQuarters, cd))
+        // Within each 128-bit lane (one vector's four sums): + lanes two apart, then + the neighbour.
+        let two = _mm512_add_ps(four, _mm512_permutevar_ps(four, index(SIMD16(2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1))))
+        let one = _mm512_add_ps(two, _mm512_permutevar_ps(two, index(SIMD16(1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2))))
+        let sums = _mm512_permutexvar_ps(index(SIMD16(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), one)
+        return unsafeBitCast(_mm512_castps512_ps128(sums), to: SIMD4<Float>.self)
+    #else
+        let ab = SIMD16(lowHalf: a.lowHalf, highHalf: b.lowHalf) + SIMD16(lowHalf: a.highHalf, highHalf: b.highHalf)
+        let cd = SIMD16(lowHalf: c.lowHalf, highHalf: d.lowHalf) + SIMD16(lowHalf: c.highHalf, highHalf: d.highHalf)
+        // ab, cd: eight lanes per vector; now lanes j and j + 4 of each, four lanes per vector.
+        let low = SIMD16(
+            lowHalf: SIMD8(lowHalf: ab.lowHalf.lowHalf, highHalf: ab.highHalf.lowHalf),
+            highHalf: SIMD8(lowHalf: cd.lowHalf.lowHalf, highHalf: cd.highHalf.lowHalf))
+        let high = SIMD16(
+            lowHalf: SIMD8(lowHalf: ab.lowHalf.highHalf, highHalf: ab.highHalf.highHalf),
+            highHalf: SIMD8(lowHalf: cd.lowHalf.highHalf, highHalf: cd.highHalf.highHalf))
+        let four = low + high
+        // Per vector (f0, f1, f2, f3): (f0 + f2) + (f1 + f3), as laneSum's last two steps.
+        let even = four.evenHalf, odd = four.oddHalf
+        return (even.evenHalf + even.oddHalf) + (odd.evenHalf + odd.oddHalf)
+    #endif
 }
 
 #if !INTERNKIT_AVX512

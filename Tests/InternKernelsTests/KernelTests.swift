@@ -306,9 +306,12 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         #expect(maxAbsDiff(fast, slow) < 1e-5)
     }
 
-    /// Prefill runs four-row tiles (tokens × the heads of a KV group): each token's output must be bitwise
-    /// what it gets as a one-token call (decode), for whole tiles, leftover rows and every group size.
-    @Test(arguments: KVCacheType.allCases, [(9, 0, 2, 2, 32), (7, 5, 4, 2, 64), (6, 3, 6, 2, 128), (5, 11, 8, 2, 64), (3, 1, 8, 1, 32)])
+    /// Prefill runs jobs of up to 32 rows (tokens × the heads of a KV group) in tiles of four over blocks of
+    /// 64 positions: each token's output must be bitwise what it gets as a one-token call (decode), for
+    /// whole tiles, leftover rows, every group size, several jobs per KV head and several position blocks.
+    @Test(
+        arguments: KVCacheType.allCases,
+        [(9, 0, 2, 2, 32), (7, 5, 4, 2, 64), (6, 3, 6, 2, 128), (5, 11, 8, 2, 64), (3, 1, 8, 1, 32), (40, 70, 4, 2, 32), (21, 60, 6, 2, 64)])
     func attentionTilesAreBitwiseTheTokensAlone(type: KVCacheType, shape: (Int, Int, Int, Int, Int)) {
         let (tokens, start, heads, kvHeads, headDim) = shape
         var random = TestRandom(state: UInt64(tokens * 5 + start * 11 + heads * 3 + headDim))
