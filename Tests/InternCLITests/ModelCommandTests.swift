@@ -133,6 +133,19 @@ import Testing
         #expect(unknown.stderr.contains("unknown --activations 'fp8'; choose f32, bf16, int8, int16"), "\(unknown.stderr)")
     }
 
+    @Test func benchMeasuresAtADepthAndRefusesRunsBeyondTheContext() throws {
+        let dir = try fixtureWithTokenizer("gqa1-hd32-f32")  // at most 64 positions
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try CLIRunner.run(["bench", "--model", dir.path, "--prompt-tokens", "8", "--gen-tokens", "4", "--depth", "40", "--threads", "2", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(json?["depth"] as? Int == 40 && json?["prompt_tokens"] as? Int == 8 && json?["gen_tokens"] as? Int == 4)
+        #expect((json?["prefill_tokens_per_s"] as? Double ?? 0) > 0 && (json?["decode_tokens_per_s"] as? Double ?? 0) > 0)
+        let tooDeep = try CLIRunner.run(["bench", "--model", dir.path, "--prompt-tokens", "8", "--gen-tokens", "4", "--depth", "60"])
+        #expect(tooDeep.status != 0)
+        #expect(tooDeep.stderr.contains("--depth 60 plus 8 tokens is 68 positions, beyond the model's maximum of 64"), "\(tooDeep.stderr)")
+    }
+
     @Test func unknownKVCacheTypeIsRefusedWithTheChoices() throws {
         let dir = try fixtureWithTokenizer("gqa1-hd32-f32")
         defer { try? FileManager.default.removeItem(at: dir) }
