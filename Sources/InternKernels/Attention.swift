@@ -1,9 +1,9 @@
 // Causal scaled dot-product attention of new query tokens over a KV cache, with grouped-query heads:
 // query head h reads KV head h / (H / KVH). Query t sits at absolute position p0 + t and attends to
 // cache positions 0...p0+t (the new tokens' keys and values are already written to the cache).
-// Strategy: one (token, head) row at a time in decode; in prefill, up to 32 rows that share a KV head
-// (consecutive tokens × the group's heads) per job, in tiles of four, over keys and values in blocks of 64
-// positions: each block is read from memory once for the 32 rows and widened once per tile of four. At
+// Strategy: a job takes up to 32 rows that share a KV head (consecutive tokens × the group's heads: in
+// decode, one token's heads of a group), in tiles of four, over keys and values in blocks of 64 positions:
+// each block is read from memory once for the job's rows and widened once per tile of four. At
 // long prompts attention, not the matrices, is most of prefill (62% of a 4096-token prompt of the small
 // shape when every row read the whole cache alone). Per row: dot products with two FMA chains (lanes
 // d mod 16 < 8 and ≥ 8, one 16-lane register), a max-subtracted softmax, then the weighted sum of value
@@ -26,6 +26,11 @@ public let attentionScratchRows = 32
 
 /// Positions per block of keys and values in prefill tiles: 64 keys of a 128-wide head are 16 KB in f16.
 private let attentionKeyBlock = 64
+
+/// How many positions ahead the first reader of keys and values prefetches them: about a memory latency's
+/// worth of positions (a key takes ~10–15 cycles of a tile's arithmetic, a value ~5).
+private let keyPrefetchPositions = 32
+private let valuePrefetchPositions = 96
 
 /// out (T, H, D) = softmax(q kᵀ / sqrt(D), causal) v over a layer's cached keys and values, read in the
 /// cache's stored form (KVRows.swift).
@@ -81,11 +86,13 @@ private func attentionHeads<L: KVElementLoader>(
         for job in range {
             let kvh = job % KVH, block = blocksPerKVHead - 1 - job / KVH
             let first = block * attentionScratchRows, count = min(attentionScratchRows, rowsPerKVHead - first)
-            let rows = KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: first)
-            let tiles = count / 4
+            let rows = KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: first, count: count)
+            // Two or three rows left over still share their loads: the tile repeats the last row (the same
+            // chains, written twice to one output). This is decode's case too: a token's heads of one group.
+            let tiles = count / 4 + (count % 4 >= 2 ? 1 : 0)
             if tiles > 0 { heads.attendTiles(tiles, rows, kvHead: kvh, scores: scores, stride: scoresCapacity) }
-            for i in (tiles * 4)..<count {
-                let (q, o, visible) = rows(i)
+            if count % 4 == 1 {
+                let (q, o, visible) = rows(count - 1)
                 heads.attendRow(q, o, kvHead: kvh, visible: visible, scores: scores)
             }
         }
@@ -96,14 +103,15 @@ private func attentionHeads<L: KVElementLoader>(
 /// A (token, head) row: its query, its output and how many positions it sees.
 private typealias AttentionRow = (q: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, visible: Int)
 
-/// The rows of KV head `kvHead` from row `first` on, in token-major order (row i: token i / group, head
-/// kvHead · group + i % group).
+/// The `count` rows of KV head `kvHead` from row `first` on, in token-major order (row i: token i / group,
+/// head kvHead · group + i % group); indices past the last give the last row (a tile's padding).
 private struct KVHeadRows {
     let query: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
-    let H: Int, D: Int, p0: Int, group: Int, kvHead: Int, first: Int
+    let H: Int, D: Int, p0: Int, group: Int, kvHead: Int, first: Int, count: Int
 
     @inline(__always) func callAsFunction(_ i: Int) -> AttentionRow {
-        let t = (first &+ i) / group, h = kvHead &* group &+ (first &+ i) % group
+        let row = first &+ Swift.min(i, count &- 1)
+        let t = row / group, h = kvHead &* group &+ row % group
         return (query + (t &* H &+ h) &* D, out + (t &* H &+ h) &* D, p0 &+ t &+ 1)
     }
 }
@@ -128,15 +136,25 @@ private struct AttentionHeads<L: KVElementLoader> {
     /// Element index of KV head `kvh`'s row at position `p`.
     @inline(__always) func element(_ p: Int, _ kvh: Int) -> Int { p &* kvStride &+ kvh &* D }
 
+    /// Asks for KV head `kvh`'s key or value row at position `p` (when p < `end`) ahead of its use. Rows of
+    /// a head lie a whole cache row apart, and in decode nothing else reads them: without it the score loop
+    /// waited on every key (a long context's cache is far larger than L3), at a third of the bandwidth.
+    @inline(__always) func prefetchRow(_ base: UnsafeRawPointer, _ p: Int, _ kvh: Int, before end: Int) {
+        if p < end { prefetch(base + element(p, kvh) &* L.stride, bytes: D &* L.stride) }
+    }
+
     /// One row alone: scores over `visible` positions, softmax, weighted sum of values into `o`.
     @inline(__always)
     func attendRow(_ q: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, kvHead kvh: Int, visible: Int, scores: UnsafeMutablePointer<Float>) {
-        for p in 0..<visible { scores[p] = dot(q, element(p, kvh)) * scale }
+        for p in 0..<visible {
+            prefetchRow(keys, p &+ keyPrefetchPositions, kvh, before: visible)
+            scores[p] = dot(q, element(p, kvh)) * scale
+        }
         softmax(scores, count: visible)
         var d = 0
         while d &+ 32 <= D {
             var (o0, o1) = (SIMD16<Float>(), SIMD16<Float>())
-            accumulateValues(&o0, &o1, scores, kvh, d, 0..<visible)
+            accumulateValues(&o0, &o1, scores, kvh, d, 0..<visible, prefetching: d == 0)
             store16(o, d, o0)
             store16(o, d &+ 16, o1)
             d &+= 32
@@ -186,6 +204,7 @@ private struct AttentionHeads<L: KVElementLoader> {
                 let s0 = scores + 4 &* tile &* stride, s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride
                 var p = start
                 while p < Swift.min(end, r0.visible) {
+                    if tile == 0 { prefetchRow(keys, p &+ keyPrefetchPositions, kvh, before: last) }
                     let (a, b, c, d) = dot4(r0.q, r1.q, r2.q, r3.q, element(p, kvh))
                     s0[p] = a * scale
                     s1[p] = b * scale
@@ -218,6 +237,7 @@ private struct AttentionHeads<L: KVElementLoader> {
                     var o00 = load16(r0.o, d), o01 = load16(r0.o, d &+ 16), o10 = load16(r1.o, d), o11 = load16(r1.o, d &+ 16)
                     var o20 = load16(r2.o, d), o21 = load16(r2.o, d &+ 16), o30 = load16(r3.o, d), o31 = load16(r3.o, d &+ 16)
                     for p in shared {
+                        if tile == 0 && d == 0 { prefetchRow(values, p &+ valuePrefetchPositions, kvh, before: last) }
                         let v = element(p, kvh) &+ d
                         let v0 = L.load16(values, v), v1 = L.load16(values, v &+ 16)
                         let w0 = SIMD16<Float>(repeating: weight(s0, p, v)), w1 = SIMD16<Float>(repeating: weight(s1, p, v))
@@ -254,13 +274,15 @@ private struct AttentionHeads<L: KVElementLoader> {
         L.isBlockScaled ? scores[p] * valueScales![v &>> 5] : scores[p]
     }
 
-    /// (o0, o1) += weight · value lanes d..<d + 32 over `positions`, in order.
+    /// (o0, o1) += weight · value lanes d..<d + 32 over `positions`, in order (prefetching whole value rows
+    /// ahead on request: the first pass over the positions).
     @inline(__always)
     func accumulateValues(
         _ o0: inout SIMD16<Float>, _ o1: inout SIMD16<Float>, _ scores: UnsafePointer<Float>, _ kvh: Int, _ d: Int,
-        _ positions: Range<Int>
+        _ positions: Range<Int>, prefetching: Bool = false
     ) {
         for p in positions {
+            if prefetching { prefetchRow(values, p &+ valuePrefetchPositions, kvh, before: positions.upperBound) }
             let v = element(p, kvh) &+ d
             let w = SIMD16<Float>(repeating: weight(scores, p, v))
             o0 = madd(o0, w, L.load16(values, v))

@@ -133,6 +133,8 @@ protocol KVElementLoader {
     static func load1(_ base: UnsafeRawPointer, _ index: Int) -> Float
     /// Whether elements carry a per-32 scale (a constant, so the specialised loops drop the multiply).
     static var isBlockScaled: Bool { get }
+    /// Bytes per element (the codes only for q8_0).
+    static var stride: Int { get }
 }
 
 extension KVElementLoader {
@@ -163,6 +165,7 @@ extension F16Loader: KVElementLoader {
 @usableFromInline
 enum Q8Loader: KVElementLoader {
     @usableFromInline static var isBlockScaled: Bool { true }
+    @usableFromInline static var stride: Int { 1 }
 
     @inline(__always) @usableFromInline
     static func load8(_ base: UnsafeRawPointer, _ index: Int) -> SIMD8<Float> {
