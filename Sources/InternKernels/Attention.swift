@@ -27,6 +27,10 @@ public let attentionScratchRows = 32
 /// Positions per block of keys and values in prefill tiles: 64 keys of a 128-wide head are 16 KB in f16.
 private let attentionKeyBlock = 64
 
+/// Decode splits a KV head's work between workers from this many cached positions on, in ranges of this
+/// many positions (shorter contexts: three pool calls would cost more than the imbalance).
+private let decodeSplitPositions = 512
+
 /// How many positions ahead the first reader of keys and values prefetches them: about a memory latency's
 /// worth of positions (a key takes ~10–15 cycles of a tile's arithmetic, a value ~5).
 private let keyPrefetchPositions = 32
@@ -74,6 +78,37 @@ private func attentionHeads<L: KVElementLoader>(
             }
         }
         if let pool { pool.parallelFor(T * H, body) } else { body(0..<(T * H), 0) }
+        return
+    }
+    let tilesPerKVHead = (group + 3) / 4
+    if T == 1, let pool, pool.threadCount > 1, p0 + 1 >= decodeSplitPositions,
+        KVH * tilesPerKVHead * 4 <= pool.threadCount * attentionScratchRows
+    {
+        // Decode at a long context: one job per KV head would leave workers idle wherever the KV heads do not
+        // divide among them (SmolLM2's 3 on 2 cores, InternLM2's 8 on 16). Scores are split by position
+        // ranges, values by 32-lane blocks (each lane is its own chain): the same arithmetic, every worker busy.
+        let visible = p0 + 1, chunks = (visible + decodeSplitPositions - 1) / decodeSplitPositions
+        let rowsPerHead = tilesPerKVHead * 4
+        @inline(__always) func headRows(_ kvh: Int) -> KVHeadRows {
+            KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: 0, count: group)
+        }
+        @inline(__always) func headScores(_ kvh: Int) -> UnsafeMutablePointer<Float> { scratch + kvh * rowsPerHead * scoresCapacity }
+        pool.parallelFor(KVH * chunks) { range, _ in
+            for unit in range {
+                let kvh = unit % KVH, chunk = unit / KVH
+                let positions = (chunk * decodeSplitPositions)..<min(visible, (chunk + 1) * decodeSplitPositions)
+                heads.scoreTiles(tilesPerKVHead, headRows(kvh), kvHead: kvh, scores: headScores(kvh), stride: scoresCapacity, positions: positions)
+            }
+        }
+        pool.parallelFor(KVH * rowsPerHead) { range, _ in
+            for row in range { softmax(scratch + row * scoresCapacity, count: visible) }
+        }
+        pool.parallelFor(KVH * (D / 32)) { range, _ in
+            for unit in range {
+                let kvh = unit % KVH, lanes = (unit / KVH * 32)..<(unit / KVH * 32 + 32)
+                heads.valueTiles(tilesPerKVHead, headRows(kvh), kvHead: kvh, scores: headScores(kvh), stride: scoresCapacity, lanes: lanes)
+            }
+        }
         return
     }
     // Rows of one KV head in token-major order (row i: token i / group, head kvh · group + i % group),
@@ -139,8 +174,9 @@ private struct AttentionHeads<L: KVElementLoader> {
     /// Asks for KV head `kvh`'s key or value row at position `p` (when p < `end`) ahead of its use. Rows of
     /// a head lie a whole cache row apart, and in decode nothing else reads them: without it the score loop
     /// waited on every key (a long context's cache is far larger than L3), at a third of the bandwidth.
-    @inline(__always) func prefetchRow(_ base: UnsafeRawPointer, _ p: Int, _ kvh: Int, before end: Int) {
-        if p < end { prefetch(base + element(p, kvh) &* L.stride, bytes: D &* L.stride) }
+    @inline(__always) func prefetchRow(_ base: UnsafeRawPointer, _ p: Int, _ kvh: Int, before end: Int, lanes: Range<Int>? = nil) {
+        let lanes = lanes ?? 0..<D
+        if p < end { prefetch(base + (element(p, kvh) &+ lanes.lowerBound) &* L.stride, bytes: lanes.count &* L.stride) }
     }
 
     /// One row alone: scores over `visible` positions, softmax, weighted sum of values into `o`.
@@ -189,14 +225,24 @@ private struct AttentionHeads<L: KVElementLoader> {
     /// (kept in the output rows between blocks). D is a multiple of 32.
     func attendTiles(_ tiles: Int, _ rows: KVHeadRows, kvHead kvh: Int, scores: UnsafeMutablePointer<Float>, stride: Int) {
         let count = tiles &* 4
-        let last = rows(count &- 1).visible
-        // The positions of block [start, end) that row r of a tile whose first row sees `shared` positions
-        // takes alone (the ones before `shared` the tile takes together).
-        @inline(__always) func own(_ r: AttentionRow, _ shared: Int, _ start: Int, _ end: Int) -> Range<Int> {
-            let lower = Swift.max(start, shared), upper = Swift.min(end, r.visible)
-            return lower..<Swift.max(lower, upper)
-        }
-        var start = 0
+        scoreTiles(tiles, rows, kvHead: kvh, scores: scores, stride: stride, positions: 0..<rows(count &- 1).visible)
+        for i in 0..<count { softmax(scores + i &* stride, count: rows(i).visible) }
+        valueTiles(tiles, rows, kvHead: kvh, scores: scores, stride: stride, lanes: 0..<D)
+    }
+
+    /// The positions of block [start, end) that row r of a tile whose first row sees `shared` positions
+    /// takes alone (the ones before `shared` the tile takes together).
+    @inline(__always) func own(_ r: AttentionRow, _ shared: Int, _ start: Int, _ end: Int) -> Range<Int> {
+        let lower = Swift.max(start, shared), upper = Swift.min(end, r.visible)
+        return lower..<Swift.max(lower, upper)
+    }
+
+    /// `attendTiles`' scores at `positions` (unnormalized, scaled), block by block.
+    func scoreTiles(
+        _ tiles: Int, _ rows: KVHeadRows, kvHead kvh: Int, scores: UnsafeMutablePointer<Float>, stride: Int, positions: Range<Int>
+    ) {
+        let last = Swift.min(positions.upperBound, rows(tiles &* 4 &- 1).visible)
+        var start = positions.lowerBound
         while start < last {
             let end = Swift.min(start &+ attentionKeyBlock, last)
             for tile in 0..<tiles {
@@ -218,12 +264,16 @@ private struct AttentionHeads<L: KVElementLoader> {
             }
             start = end
         }
-        for i in 0..<count {
-            let r = rows(i)
-            softmax(scores + i &* stride, count: r.visible)
-            r.o.update(repeating: 0, count: D)
-        }
-        start = 0
+    }
+
+    /// `attendTiles`' outputs at `lanes` (multiples of 32) from softmaxed scores: zeroed, then every position
+    /// block by block.
+    func valueTiles(
+        _ tiles: Int, _ rows: KVHeadRows, kvHead kvh: Int, scores: UnsafeMutablePointer<Float>, stride: Int, lanes: Range<Int>
+    ) {
+        let last = rows(tiles &* 4 &- 1).visible
+        for i in 0..<(tiles &* 4) { (rows(i).o + lanes.lowerBound).update(repeating: 0, count: lanes.count) }
+        var start = 0
         while start < last {
             let end = Swift.min(start &+ attentionKeyBlock, last)
             for tile in 0..<tiles {
@@ -231,13 +281,15 @@ private struct AttentionHeads<L: KVElementLoader> {
                 guard start < r3.visible else { continue }
                 let s0 = UnsafePointer(scores + 4 &* tile &* stride), s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride
                 let shared = start..<Swift.max(start, Swift.min(end, r0.visible))
-                var d = 0
-                while d < D {
+                var d = lanes.lowerBound
+                while d < lanes.upperBound {
                     // Four rows × 32 lanes side by side over the shared positions, then each row's own.
                     var o00 = load16(r0.o, d), o01 = load16(r0.o, d &+ 16), o10 = load16(r1.o, d), o11 = load16(r1.o, d &+ 16)
                     var o20 = load16(r2.o, d), o21 = load16(r2.o, d &+ 16), o30 = load16(r3.o, d), o31 = load16(r3.o, d &+ 16)
                     for p in shared {
-                        if tile == 0 && d == 0 { prefetchRow(values, p &+ valuePrefetchPositions, kvh, before: last) }
+                        if tile == 0 && d == lanes.lowerBound {
+                            prefetchRow(values, p &+ valuePrefetchPositions, kvh, before: last, lanes: lanes)
+                        }
                         let v = element(p, kvh) &+ d
                         let v0 = L.load16(values, v), v1 = L.load16(values, v &+ 16)
                         let w0 = SIMD16<Float>(repeating: weight(s0, p, v)), w1 = SIMD16<Float>(repeating: weight(s1, p, v))

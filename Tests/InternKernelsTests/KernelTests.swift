@@ -334,6 +334,30 @@ func encodeWeights(_ values: [Float], as type: WeightType) -> [UInt8] {
         }
     }
 
+    /// Decode at 512+ cached positions splits a KV head's scores by position ranges and its values by 32-lane
+    /// blocks between the pool's workers: bitwise what one worker computes, and close to the reference.
+    @Test(arguments: KVCacheType.allCases, [(6, 2, 64), (9, 3, 64), (8, 1, 32), (10, 2, 128)])
+    func splitDecodeIsBitwiseTheUnsplitOne(type: KVCacheType, shape: (Int, Int, Int)) {
+        let (heads, kvHeads, headDim) = shape
+        var random = TestRandom(state: UInt64(heads * 31 + kvHeads * 7 + headDim))
+        let start = 1100, positions = start + 1, rowSize = kvHeads * headDim, width = heads * headDim
+        let q = random.floats(width, -2...2)
+        let storage = KVStorage(type: type, positions: positions, rowSize: rowSize)
+        let keys = random.floats(positions * rowSize, -2...2), values = random.floats(positions * rowSize)
+        storage.layer.store(position: 0, keys: keys, values: values, rows: positions)
+        var scratch = [Float](repeating: 0, count: 3 * attentionScratchRows * positions)
+        var split = [Float](repeating: .nan, count: width), single = split, slow = split
+        attention(
+            &split, query: q, cache: storage.layer, tokens: 1, startPosition: start, heads: heads, kvHeads: kvHeads,
+            headDim: headDim, scratch: &scratch, pool: Self.pool3)
+        attention(
+            &single, query: q, cache: storage.layer, tokens: 1, startPosition: start, heads: heads, kvHeads: kvHeads,
+            headDim: headDim, scratch: &scratch, pool: nil)
+        attentionReference(&slow, query: q, cache: storage.layer, tokens: 1, startPosition: start, heads: heads, kvHeads: kvHeads, headDim: headDim)
+        #expect(split.map(\.bitPattern) == single.map(\.bitPattern), "\(type) \(shape)")
+        #expect(maxAbsDiff(split, slow) < 1e-5)
+    }
+
     /// Stored rows read back within each type's rounding: f32 exact, f16 within 2⁻¹¹ relative, q8_0
     /// within half a step (max|x| / 254) of each block of 32.
     @Test(arguments: KVCacheType.allCases)
