@@ -3,7 +3,8 @@
 // cache positions 0...p0+t (the new tokens' keys and values are already written to the cache).
 // Strategy: a job takes up to 32 rows that share a KV head (consecutive tokens × the group's heads: in
 // decode, one token's heads of a group), in tiles of four, over keys and values in blocks of 64 positions:
-// each block is read from memory once for the job's rows and widened once per tile of four. At
+// each block is read from memory once for the job's rows and widened once per tile of four (decode at 512+
+// cached positions splits a head's scores by positions and its values by lanes between workers). At
 // long prompts attention, not the matrices, is most of prefill (62% of a 4096-token prompt of the small
 // shape when every row read the whole cache alone). Per row: dot products with two FMA chains (lanes
 // d mod 16 < 8 and ≥ 8, one 16-lane register), a max-subtracted softmax, then the weighted sum of value
