@@ -113,9 +113,8 @@ private func attentionHeads<L: KVElementLoader>(
         return
     }
     // Rows of one KV head in token-major order (row i: token i / group, head kvh · group + i % group),
-    // attentionScratchRows to a job: whole tiles of four, then one by one the rows left over. Jobs run the last
-    // tokens' rows first: they see the most positions, and the pool hands out its chunks in order, so the
-    // long ones do not end up last on one worker.
+    // attentionScratchRows to a job, in tiles of four. Jobs run the last tokens' rows first: they see the most
+    // positions, and the pool hands out its chunks in order, so the long ones do not end up last on one worker.
     let blocksPerKVHead = (rowsPerKVHead + attentionScratchRows - 1) / attentionScratchRows
     let body = { (range: Range<Int>, worker: Int) in
         let scores = scratch + worker * attentionScratchRows * scoresCapacity
