@@ -52,10 +52,11 @@ struct BenchModelCommand: ParsableCommand {
         let loadStart = ContinuousClock.now
         let model = try options.loadModel()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
-        let positions = depth + max(promptTokens, genTokens, 1)
+        let measured = max(promptTokens, genTokens, 1)  // the longest measurement (1: the warm-up token)
+        let positions = depth + measured
         guard positions <= model.maxSequenceLength else {
             throw ValidationError(
-                "--depth \(depth) plus \(max(promptTokens, genTokens)) tokens is \(positions) positions, beyond the model's maximum of \(model.maxSequenceLength)"
+                "--depth \(depth) plus \(measured) tokens is \(positions) positions, beyond the model's maximum of \(model.maxSequenceLength)"
             )
         }
         let cache = SimpleKVCache(model: model, capacity: positions, type: options.kvCacheType)

@@ -64,18 +64,18 @@ private func attentionHeads<L: KVElementLoader>(
     let heads = AttentionHeads<L>(cache: cache, kvHeads: KVH, headDim: D)
     let group = H / KVH
     let scoresCapacity = p0 + T
-    // A row is one (token, head) pair; its query, output and the number of positions it sees.
-    @inline(__always) func row(_ t: Int, _ h: Int) -> AttentionRow {
-        (query + (t &* H &+ h) &* D, out + (t &* H &+ h) &* D, p0 &+ t &+ 1)
+    let rowsPerKVHead = T * group
+    @inline(__always) func headRows(_ kvh: Int, first: Int = 0, count: Int = rowsPerKVHead) -> KVHeadRows {
+        KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: first, count: count)
     }
     // Tiles need whole 32-lane blocks (real heads: 64, 128) and more than one row per KV head.
-    let rowsPerKVHead = T * group
     guard D % 32 == 0, rowsPerKVHead > 1 else {
         let body = { (range: Range<Int>, worker: Int) in
             let scores = scratch + worker * attentionScratchRows * scoresCapacity
             for job in range {
-                let (q, o, visible) = row(job / H, job % H)
-                heads.attendRow(q, o, kvHead: job % H / group, visible: visible, scores: scores)
+                let t = job / H, h = job % H, kvh = h / group
+                let (q, o, visible) = headRows(kvh)(t * group + h % group)
+                heads.attendRow(q, o, kvHead: kvh, visible: visible, scores: scores)
             }
         }
         if let pool { pool.parallelFor(T * H, body) } else { body(0..<(T * H), 0) }
@@ -90,9 +90,6 @@ private func attentionHeads<L: KVElementLoader>(
         // ranges, values by 32-lane blocks (each lane is its own chain): the same arithmetic, every worker busy.
         let visible = p0 + 1, chunks = (visible + decodeSplitPositions - 1) / decodeSplitPositions
         let rowsPerHead = tilesPerKVHead * 4
-        @inline(__always) func headRows(_ kvh: Int) -> KVHeadRows {
-            KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: 0, count: group)
-        }
         @inline(__always) func headScores(_ kvh: Int) -> UnsafeMutablePointer<Float> { scratch + kvh * rowsPerHead * scoresCapacity }
         pool.parallelFor(KVH * chunks) { range, _ in
             for unit in range {
@@ -121,7 +118,7 @@ private func attentionHeads<L: KVElementLoader>(
         for job in range {
             let kvh = job % KVH, block = blocksPerKVHead - 1 - job / KVH
             let first = block * attentionScratchRows, count = min(attentionScratchRows, rowsPerKVHead - first)
-            let rows = KVHeadRows(query: query, out: out, H: H, D: D, p0: p0, group: group, kvHead: kvh, first: first, count: count)
+            let rows = headRows(kvh, first: first, count: count)
             // Two or three rows left over still share their loads: the tile repeats the last row (the same
             // chains, written twice to one output). This is decode's case too: a token's heads of one group.
             let tiles = count / 4 + (count % 4 >= 2 ? 1 : 0)
