@@ -94,10 +94,18 @@ public struct WeightMatrix: @unchecked Sendable {
     /// they save no multiplies, and on SmolLM2's Q4_1 file with its Q8_0 output they turn the greedy answer
     /// to "What is the capital of France?" into llama.cpp's degenerate one (scripts/check-smollm.py).
     /// Elsewhere exact f32. `int8` forces 8 bits wherever supported, prefill included; `int16` and `f32`
-    /// force theirs (`f32` also in prefill). `bf16` rounds the activations of bf16 weights to bf16 in prefill
-    /// (`matMulBF16Prefill`, AVX512-BF16 hosts): llama.cpp's arithmetic for bf16 models, opt-in because
-    /// bf16 checkpoints otherwise match transformers' f32 logits to 1e-4 (InternLM2Tests).
+    /// force theirs (`f32` also in prefill). `bf16` names the prefill default of bf16 weights on AVX512-BF16
+    /// hosts (see `roundsBFloat16ActivationsInPrefill`).
     public enum ActivationPrecision: String, Sendable { case f32, int16, int8, bf16 }
+
+    /// Whether prefill rounds the activations of bf16 weights to bf16 (`matMulBF16Prefill`, `vdpbf16ps`):
+    /// the default on AVX512-BF16 hosts unless INTERNKIT_ACTIVATIONS=f32. It is llama.cpp's arithmetic for
+    /// bf16 models (and transformers' in bf16, which rounds far more), the same choice as Q8_0/Q4_0 prefill's
+    /// 8-bit activations, and twice the products per instruction of exact f32 FMAs, whose chain cannot reach
+    /// llama.cpp's bf16 prefill on these cores (BENCHMARKS.md, CPU inference). The weights are bf16 already;
+    /// the activations' rounding (relative 2^-9) is the difference. Decode keeps exact f32 activations.
+    /// `f32` restores exact prefill: transformers' f32 logits to 1e-4 (InternLM2Tests test both).
+    public static let roundsBFloat16ActivationsInPrefill = bf16PrefillIsVectorized && requestedActivationPrecision != .f32
 
     static let requestedActivationPrecision: ActivationPrecision? = {
         switch ProcessInfo.processInfo.environment["INTERNKIT_ACTIVATIONS"] {
@@ -136,8 +144,8 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk): on AVX-512
     /// builds Q8_0 and Q4_0 take 8-bit activations and the repacked VNNI kernel (`matMulQuantizedInt8Prefill`,
-    /// llama.cpp's choice: 4× the products per instruction of f32 FMAs), and with INTERNKIT_ACTIVATIONS=bf16
-    /// bf16 weights take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); everything else keeps
+    /// llama.cpp's choice: 4× the products per instruction of f32 FMAs), and on AVX512-BF16 hosts bf16 weights
+    /// take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); everything else keeps
     /// exact f32 activations in prefill (unless INTERNKIT_ACTIVATIONS=int8) through the blocked GEMM
     /// (`matMulPrefill`, PrefillGEMM.swift; Q4_K block by block), which reuses each de-quantized weight across the chunk's tokens
     /// and beats the one-token integer products there, while in decode (one token per sequence) they win.
@@ -150,7 +158,7 @@ public struct WeightMatrix: @unchecked Sendable {
     ) {
         switch storage {
         case .float(let t):
-            if prefill && t == .bf16 && Self.requestedActivationPrecision == .bf16 {
+            if prefill && t == .bf16 && Self.roundsBFloat16ActivationsInPrefill {
                 if let packed {
                     packed.multiplyPrefillBFloat16(out, input: input, tokens: tokens, pool: pool)
                 } else {

@@ -1,7 +1,8 @@
 // InternLM2 against an independent reference: transformers' LlamaForCausalLM on the same random weights
 // (Tests/Fixtures/models, made by scripts/fixtures/make_model_fixtures.py). Logits must agree at every
 // position within `logitTolerance`; greedy decoding with the KV cache must reproduce the reference's
-// greedy tokens and the argmax of our own full recomputation.
+// greedy tokens and the argmax of our own full recomputation. Where prefill rounds the activations of bf16
+// weights to bf16 (the default on AVX512-BF16 hosts) the bf16 fixtures' logits get `tolerance(fixture)`.
 import Foundation
 import InternCore
 import InternEngine
@@ -15,6 +16,16 @@ import Testing
 /// differs is summation order (SIMD lanes, blocked dot products vs. BLAS), which moves O(1) logits by ~1e-6.
 let logitTolerance: Float = 1e-4
 
+/// The logit tolerance of `fixture` under this host's default arithmetic: `logitTolerance`, except for the
+/// bf16 fixtures where prefill rounds their activations to bf16 (`WeightMatrix.roundsBFloat16ActivationsInPrefill`):
+/// there each activation's rounding (relative 2^-9) moves the logits by up to 0.013 from the exact f32
+/// reference (measured on both fixtures). That rounding itself is checked by the kernel tests against their
+/// naive twins and, end to end, against PyTorch with it emulated (ModelCommandTests); the exact path against
+/// this reference at 1e-4 through `--activations f32` (ModelCommandTests).
+func tolerance(_ fixture: String) -> Float {
+    WeightMatrix.roundsBFloat16ActivationsInPrefill && fixture.contains("bf16") ? 0.03 : logitTolerance
+}
+
 @Suite struct InternLM2Tests {
     @Test(arguments: ModelFixtures.all)
     func logitsMatchTransformersAtEveryPosition(fixture: String) throws {
@@ -22,7 +33,7 @@ let logitTolerance: Float = 1e-4
         let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
         let ours = try allLogits(model, reference.ids)
         let diff = maxAbsDiff(ours, reference.logits)
-        #expect(diff < logitTolerance, "\(fixture): max |Δlogit| = \(diff)")
+        #expect(diff < tolerance(fixture), "\(fixture): max |Δlogit| = \(diff)")
         print("\(fixture): max |Δlogit| vs transformers = \(diff)")
     }
 
@@ -42,7 +53,7 @@ let logitTolerance: Float = 1e-4
         let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
         let n = reference.ids.count
         let split = try allLogits(model, reference.ids, callSizes: [3, 1, n - 4])
-        #expect(maxAbsDiff(split, reference.logits) < logitTolerance)
+        #expect(maxAbsDiff(split, reference.logits) < tolerance(fixture))
     }
 
     @Test(arguments: ModelFixtures.withoutDynamicGrowth)
@@ -83,7 +94,7 @@ let logitTolerance: Float = 1e-4
             tokens.append(token)
             next = [token]
         }
-        #expect(worst < logitTolerance, "\(fixture): max |Δlogit| over cached steps = \(worst)")
+        #expect(worst < tolerance(fixture), "\(fixture): max |Δlogit| over cached steps = \(worst)")
         #expect(tokens == reference.greedyCachedContinuation)
         if fixture.hasPrefix("dynamic") {
             #expect(reference.greedyPrompt.count + tokens.count > model.configuration.maxPositionEmbeddings)
@@ -99,11 +110,14 @@ let logitTolerance: Float = 1e-4
         let ids = reference.ids, calls = [ids.count / 2, ids.count - ids.count / 2]
         let exact = try allLogits(model, ids, callSizes: calls)
         let range = exact.map { row in row.map(abs).max()! }.max()!
+        // Rounded bf16 activations add their own noise: the cache's rounding moves each activation's rounding.
+        let activationNoise = tolerance(fixture) > logitTolerance ? tolerance(fixture) : 0
         for (type, tolerance) in [(KVCacheType.f16, Float(2e-3)), (.q8_0, 3e-2)] where type.unsupportedReason(headDim: model.configuration.headDim) == nil {
             let rounded = try allLogits(model, ids, callSizes: calls, cacheType: type)
             let diff = maxAbsDiff(exact, rounded)
             #expect(diff > 0, "\(fixture) \(type): rounding keys and values should change something")
-            #expect(diff <= tolerance * range, "\(fixture) \(type): max |Δlogit| \(diff) of range \(range)")
+            let allowed = tolerance * range + activationNoise
+            #expect(diff <= allowed, "\(fixture) \(type): max |Δlogit| \(diff) of range \(range)")
             let same = zip(exact, rounded).filter { a, b in
                 a.withUnsafeBufferPointer { Sampler.argmax($0) } == b.withUnsafeBufferPointer { Sampler.argmax($0) }
             }.count
@@ -219,7 +233,7 @@ let logitTolerance: Float = 1e-4
             for _ in 0..<4 { group.addTask { try allLogits(model, reference.ids) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        for logits in results { #expect(maxAbsDiff(logits, reference.logits) < logitTolerance) }
+        for logits in results { #expect(maxAbsDiff(logits, reference.logits) < tolerance("gqa2-hd32-bf16")) }
     }
 }
 
