@@ -288,12 +288,14 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
     public let configuration: InternLM2Configuration
     /// Tokens per internal prefill chunk; run-state buffers are sized for it.
     public let chunkSize: Int
-    /// The default chunk: long enough that a prompt's weights stream from memory a few times only (the
-    /// prefill kernels block tokens for the caches themselves), as llama.cpp's 512-token micro-batch.
+    /// The default chunk: long enough that a prompt's weights stream from memory (and are repacked for the
+    /// prefill GEMMs) a few times only, as llama.cpp's 512-token micro-batch; the GEMMs block tokens for the
+    /// caches themselves. 512 against 256, pp512 on 2 Zen 4 threads: 1.8B Q8_0 +14–20%, small Q4_0 and
+    /// SmolLM2 +5–15%, 1.8B bf16 equal within noise (BENCHMARKS.md); the run state doubles (1.8B: 60 MB).
     /// INTERNKIT_PREFILL_CHUNK overrides it (benchmarks).
     public static let defaultChunkSize: Int = {
         if let value = ProcessInfo.processInfo.environment["INTERNKIT_PREFILL_CHUNK"], let n = Int(value), n > 0 { return n }
-        return 256
+        return 512
     }()
     /// Called with (name, layer or -1, activations of the chunk) after each named step, for diffing one
     /// layer against a reference (llama.cpp `cb(cur, "attn_norm", il)`). Nil in normal runs.
