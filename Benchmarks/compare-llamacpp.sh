@@ -43,6 +43,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
+case "$ROUNDS" in '' | *[!0-9]* | 0) echo "--rounds must be a positive integer, got '$ROUNDS'" >&2; exit 2 ;; esac
 CACHE="$ROOT/.cache/bench"
 BF16_ACTIVATIONS=0
 if grep -q -m1 'avx512_bf16' /proc/cpuinfo 2>/dev/null; then BF16_ACTIVATIONS=1; fi

@@ -104,7 +104,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// 8-bit activations, and twice the products per instruction of exact f32 FMAs, whose chain cannot reach
     /// llama.cpp's bf16 prefill on these cores (BENCHMARKS.md, CPU inference). The weights are bf16 already;
     /// the activations' rounding (relative 2^-9) is the difference. Decode keeps exact f32 activations.
-    /// `f32` restores exact prefill: transformers' f32 logits to 1e-4 (InternLM2Tests test both).
+    /// `f32` restores exact prefill: transformers' f32 logits to 1e-4 (ModelCommandTests checks both paths).
     public static let roundsBFloat16ActivationsInPrefill = bf16PrefillIsVectorized && requestedActivationPrecision != .f32
 
     static let requestedActivationPrecision: ActivationPrecision? = {

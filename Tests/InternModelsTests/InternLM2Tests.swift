@@ -227,13 +227,14 @@ func tolerance(_ fixture: String) -> Float {
 
 @Suite struct InternLM2ConcurrencyTests {
     @Test func concurrentCallersGetTheSameLogitsAsOneCaller() async throws {
-        let reference = try ModelFixtures.reference("gqa2-hd32-bf16")
-        let model = try InternLM2Model(directory: ModelFixtures.directory("gqa2-hd32-bf16"), threadCount: 2)
+        let fixture = "gqa2-hd32-bf16"
+        let reference = try ModelFixtures.reference(fixture)
+        let model = try InternLM2Model(directory: ModelFixtures.directory(fixture), threadCount: 2)
         let results = try await withThrowingTaskGroup(of: [[Float]].self) { group in
             for _ in 0..<4 { group.addTask { try allLogits(model, reference.ids) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        for logits in results { #expect(maxAbsDiff(logits, reference.logits) < tolerance("gqa2-hd32-bf16")) }
+        for logits in results { #expect(maxAbsDiff(logits, reference.logits) < tolerance(fixture)) }
     }
 }
 
