@@ -2,6 +2,9 @@
 // buffer (32× a 32 MiB L3) at the same time, each summing 64-bit words; a pass is timed from the moment
 // all threads start until the last one ends, best of 7 passes. `Benchmarks/compare-llamacpp.sh` divides
 // the bytes of weights a decode token reads by this figure for the "% of limit" columns.
+// The buffer asks for transparent huge pages, as InternKit's weight copies do (Sources/InternKernels/
+// PageBuffer.swift): on a KVM guest 4 KiB pages read ~7% slower (TLB misses walk two page tables), and the
+// limit should be the machine's best.
 // Why not numpy: summing one array per process and adding the processes' best passes counts passes that
 // did not overlap in time, so it reported 55 GB/s on 2 Zen 4 cores whose concurrent reads reach 33.
 //   cc -O2 -march=native -pthread Benchmarks/read-bandwidth/read-bandwidth.c -o /tmp/read-bandwidth
@@ -10,6 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #include <time.h>
 
 #define BYTES ((size_t)1 << 30)
@@ -45,11 +51,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s THREADS (1-256)\n", argv[0]);
         return 2;
     }
-    buffer = aligned_alloc(4096, BYTES);
+    buffer = aligned_alloc((size_t)2 << 20, BYTES);
     if (!buffer) {
         fprintf(stderr, "cannot allocate %zu bytes\n", BYTES);
         return 1;
     }
+#ifdef __linux__
+    madvise(buffer, BYTES, MADV_HUGEPAGE);
+#endif
     // Every word different (a hypervisor could merge identical pages, and reads of one page hit the cache).
     uint64_t state = 0x9E3779B97F4A7C15u;
     for (size_t i = 0; i < BYTES / 8; i++) {

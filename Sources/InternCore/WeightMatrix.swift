@@ -78,6 +78,35 @@ public struct WeightMatrix: @unchecked Sendable {
         return copy
     }
 
+    /// Whether matrices that are not packed get a copy in anonymous huge pages (`preparedForProducts`): unless
+    /// INTERNKIT_RESIDENT_WEIGHTS=0 (which reads them in place from the mapped file, as llama.cpp's mmap).
+    public static let copiesToHugePages: Bool = ProcessInfo.processInfo.environment["INTERNKIT_RESIDENT_WEIGHTS"] != "0"
+
+    /// This matrix as products should read it: its packed bf16 copy where `packedBFloat16` makes one, else a
+    /// copy in anonymous huge pages (`PageBuffer`: fewer TLB misses while decode streams it) where
+    /// `copiesToHugePages`, else itself. The mapped pages are released either way.
+    public func preparedForProducts(pool: ThreadPool?) -> WeightMatrix {
+        let packed = packedBFloat16(pool: pool)
+        guard packed.packed == nil, Self.copiesToHugePages, !(owner is PageBuffer) else { return packed }
+        let bytes = byteCount, copy = PageBuffer(byteCount: bytes)
+        let source = SendablePointer(UnsafeMutableRawPointer(mutating: data).assumingMemoryBound(to: UInt8.self))
+        let target = SendablePointer(copy.base.assumingMemoryBound(to: UInt8.self))
+        let file = owner as? MappedFile
+        // 2 MiB pieces: each thread faults its own huge pages in.
+        let piece = 1 << 21, pieces = (bytes + piece - 1) / piece
+        let body = { (range: Range<Int>, _: Int) in
+            for p in range {
+                let start = p * piece, count = min(piece, bytes - start)
+                if file?.copy(source.base + start, bytes: count, to: target.base + start) != true {
+                    (target.base + start).update(from: source.base + start, count: count)
+                }
+            }
+        }
+        if let pool { pool.parallelFor(pieces, granularity: 1, body) } else { body(0..<pieces, 0) }
+        file?.releasePages(data, bytes: bytes)
+        return WeightMatrix(data: copy.base, storage: storage, rows: rows, cols: cols, owner: copy)
+    }
+
     /// Bytes the matrix occupies.
     public var byteCount: Int {
         switch storage {

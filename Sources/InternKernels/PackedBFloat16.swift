@@ -31,11 +31,6 @@
 #if INTERNKIT_FMA
     import _Builtin_intrinsics.intel
 #endif
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// Whether `PackedBFloat16Matrix.multiply` runs vector code in this build (AVX-512 or AVX2); elsewhere it
 /// decodes rows in scalar code, slower than reading bf16, so `WeightMatrix` does not pack there.
@@ -62,7 +57,8 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
     /// Weights whose top byte is not in `table` (stored as +0, added per row after the vector loop).
     public let exceptionCount: Int
     let rowBytes: Int
-    let data: UnsafeMutableRawPointer  // rows × rowBytes
+    let data: UnsafeMutableRawPointer  // rows × rowBytes, in `pages`
+    private let pages: PageBuffer
     let exceptionStarts: UnsafeMutablePointer<Int32>  // rows + 1, offsets into the two below
     let exceptionColumns: UnsafeMutablePointer<Int32>
     let exceptionValues: UnsafeMutablePointer<Float>
@@ -79,7 +75,7 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
         var codeOf = [UInt8](repeating: 0xFF, count: 256)  // 0xFF: an exception
         for (code, top) in table.enumerated().reversed() { codeOf[Int(top)] = UInt8(code) }
         let nibbleTables = highNibbleTables(codeOf)
-        let data = allocatePages(rows * rowBytes)
+        let pages = PageBuffer(byteCount: rows * rowBytes), data = pages.base
         // Each worker lists the exceptions of its rows; merged in row order below.
         var lists = [[PackingException]](repeating: [], count: pool?.threadCount ?? 1)
         lists.withUnsafeMutableBufferPointer { lists in
@@ -98,14 +94,12 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             }
         }
         let exceptions = lists.joined().sorted { ($0.row, $0.col) < ($1.row, $1.col) }
-        guard Double(exceptions.count) <= maxExceptionFraction * Double(rows * cols) else {
-            freePages(data, rows * rowBytes)
-            return nil
-        }
+        guard Double(exceptions.count) <= maxExceptionFraction * Double(rows * cols) else { return nil }
         self.rows = rows
         self.cols = cols
         self.rowBytes = rowBytes
         self.table = table
+        self.pages = pages
         self.data = data
         exceptionCount = exceptions.count
         exceptionStarts = .allocate(capacity: rows + 1)
@@ -124,7 +118,6 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
     }
 
     deinit {
-        freePages(data, rows * rowBytes)
         exceptionStarts.deallocate()
         exceptionColumns.deallocate()
         exceptionValues.deallocate()
@@ -337,28 +330,6 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
                 r &+= 1
             }
         }
-    #endif
-}
-
-/// Anonymous pages for a packed matrix, asking Linux for transparent huge pages (where enabled "madvise"):
-/// 512× fewer page faults while packing, fewer TLB misses in decode.
-private func allocatePages(_ bytes: Int) -> UnsafeMutableRawPointer {
-    #if os(Linux)
-        if let pages = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), pages != MAP_FAILED {
-            _ = madvise(pages, bytes, MADV_HUGEPAGE)
-            return pages
-        }
-        fatalError("out of memory: \(bytes) bytes for a packed bf16 matrix")
-    #else
-        return .allocate(byteCount: bytes, alignment: 64)
-    #endif
-}
-
-private func freePages(_ pages: UnsafeMutableRawPointer, _ bytes: Int) {
-    #if os(Linux)
-        munmap(pages, bytes)
-    #else
-        pages.deallocate()
     #endif
 }
 

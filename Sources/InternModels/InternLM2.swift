@@ -265,9 +265,9 @@ struct InternLM2Block {
     let ffnNorm: [Float]  // (hidden)
     let feedForward: InternLM2MLP
 
-    /// The block with its matrices `packedBFloat16`.
-    func packedBFloat16(pool: ThreadPool) -> InternLM2Block {
-        let pack = { (m: WeightMatrix) in m.packedBFloat16(pool: pool) }
+    /// The block with its matrices `preparedForProducts`.
+    func preparedForProducts(pool: ThreadPool) -> InternLM2Block {
+        let pack = { (m: WeightMatrix) in m.preparedForProducts(pool: pool) }
         let projection: InternLM2Attention.Projection =
             switch attention.projection {
             case .fused(let wqkv): .fused(wqkv: pack(wqkv))
@@ -382,11 +382,11 @@ public final class InternLM2Model: LanguageModel, @unchecked Sendable {
         let pool = ThreadPool(threadCount: threadCount)
         self.configuration = configuration
         self.tokEmbeddings = tokEmbeddings
-        // Products read bf16 matrices from their lossless 12-bit copies (WeightMatrix.packedBFloat16); the
-        // embedding table is only gathered from, so it stays as mapped.
-        self.layers = layers.map { $0.packedBFloat16(pool: pool) }
+        // Products read bf16 matrices from their lossless 12-bit copies, others from copies in huge pages
+        // (WeightMatrix.preparedForProducts); the embedding table is only gathered from, so it stays as mapped.
+        self.layers = layers.map { $0.preparedForProducts(pool: pool) }
         self.norm = norm
-        self.output = output.packedBFloat16(pool: pool)
+        self.output = output.preparedForProducts(pool: pool)
         self.chunkSize = max(1, chunkSize)
         self.pool = pool
         state = RunState(configuration: configuration, chunk: self.chunkSize)
