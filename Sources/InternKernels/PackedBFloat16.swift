@@ -14,7 +14,11 @@
 // shifted right by 4 (the high nibbles) and masked; `vpshufb` into the table gives the 64 top bytes;
 // `vpunpcklbw`/`vpunpckhbw` with the low bytes give 2 × 32 bf16 (in each 128-bit lane l, weights 16l + 0…7,
 // then 16l + 8…15), and a shift and a mask turn their even and odd words into four f32 vectors, which meet
-// the activations permuted once per call into that order; software prefetch 4 KiB ahead. Measured against
+// the activations permuted once per call into that order; no software prefetch: the matrix lies in huge
+// pages (PageBuffer) and the hardware prefetchers follow the row stream, while prefetching 4 KiB ahead cost
+// decode 10–16% (medians of 8 alternating runs, 2 Zen 4 threads: 1.8B bf16 12.0 → 13.2 t/s without, small
+// 81 → 95; the C prototype at 2048 columns in huge pages: 14.7 → 20.4 Gweights/s; the AVX2 path keeps its
+// prefetch, last measured on Zen 1 with 4 KiB pages). Measured against
 // llama.cpp's arithmetic (`vdpbf16ps` on bf16-rounded activations) by the C prototype in Benchmarks/packed-bf16
 // (AMD Zen 4, 2 threads, 400 MB matrix): 19.2 vs 16.1 Gweights/s at 2048 columns, 19.8 vs 15.8 at 1024; the
 // f32-activation bf16 kernel 15.4 and 15.5. Rows longer than `packedOneRowColumns` run in tiles of 4 rows
@@ -523,7 +527,6 @@ func permuteActivations(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointe
         var a0 = FloatVector(), a1 = a0, a2 = a0, a3 = a0
         var k = 0
         while k < chunks {
-            prefetch(row + (k &* 96 &+ prefetchDistance), bytes: 96)
             let (v0, v1, v2, v3) = decodeChunk(row + k &* 96, table)
             let xk = x + k &* 64
             a0 = madd(a0, v0, loadVector(xk, 0))
