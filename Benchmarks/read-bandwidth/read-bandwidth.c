@@ -9,10 +9,12 @@
 // did not overlap in time, so it reported 55 GB/s on 2 Zen 4 cores whose concurrent reads reach 33.
 //   cc -O2 -march=native -pthread Benchmarks/read-bandwidth/read-bandwidth.c -o /tmp/read-bandwidth
 //   /tmp/read-bandwidth 2          # prints GB/s (10^9 bytes per second)
+//   /tmp/read-bandwidth 2 4k       # the same with 4 KiB pages (no MADV_HUGEPAGE), for comparison
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -48,7 +50,7 @@ static void *stream(void *arg) {
 int main(int argc, char **argv) {
     threads = argc > 1 ? atoi(argv[1]) : 1;
     if (threads < 1 || threads > 256) {
-        fprintf(stderr, "usage: %s THREADS (1-256)\n", argv[0]);
+        fprintf(stderr, "usage: %s THREADS (1-256) [4k]\n", argv[0]);
         return 2;
     }
     buffer = aligned_alloc((size_t)2 << 20, BYTES);
@@ -57,7 +59,7 @@ int main(int argc, char **argv) {
         return 1;
     }
 #ifdef __linux__
-    madvise(buffer, BYTES, MADV_HUGEPAGE);
+    if (argc < 3 || strcmp(argv[2], "4k") != 0) madvise(buffer, BYTES, MADV_HUGEPAGE);
 #endif
     // Every word different (a hypervisor could merge identical pages, and reads of one page hit the cache).
     uint64_t state = 0x9E3779B97F4A7C15u;

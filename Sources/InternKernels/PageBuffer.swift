@@ -1,9 +1,9 @@
 // Anonymous memory for weights that decode streams every token (packed bf16, resident quantized blocks).
 // On Linux it asks for transparent huge pages (honoured where THP is "always" or "madvise"): a 2 MiB page
 // needs one TLB entry where 4 KiB pages need 512, and in a virtual machine every TLB miss walks two page
-// tables. Streaming 1 GiB on 2 Zen 4 cores of a KVM guest: median 41.7 against 39.0 GB/s with 4 KiB pages
-// (5 alternating runs; BENCHMARKS.md). Pages of a mapped file stay 4 KiB, so weights read in place
-// cannot have them.
+// tables. internlm2-1_8b Q4_0 decode on 2 Zen 4 cores of a KVM guest, 4 alternating runs: median 30.3 t/s
+// from huge pages, 28.3 from the same copy in 4 KiB pages, 29.1 read in place from the mapped file
+// (BENCHMARKS.md, 2026-12-07 fourth session). Pages of a mapped file stay 4 KiB.
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
