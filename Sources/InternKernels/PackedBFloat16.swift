@@ -20,10 +20,10 @@
 // 81 → 95; the C prototype at 2048 columns in huge pages: 14.7 → 20.4 Gweights/s; the AVX2 path keeps its
 // prefetch, last measured on Zen 1 with 4 KiB pages). Measured against
 // llama.cpp's arithmetic (`vdpbf16ps` on bf16-rounded activations) by the C prototype in Benchmarks/packed-bf16
-// (AMD Zen 4, 2 threads, 400 MB matrix): 19.2 vs 16.1 Gweights/s at 2048 columns, 19.8 vs 15.8 at 1024; the
-// f32-activation bf16 kernel 15.4 and 15.5. Rows longer than `packedOneRowColumns` run in tiles of 4 rows
-// (their f32 activations would not stay in L1 beside the weight stream): 20.2 vs 15.7 at 8192 columns, where
-// one row at a time reads 12.9.
+// (AMD Zen 4, 2 threads, 400 MB matrix in huge pages): 20.4 vs 16.9 Gweights/s at 2048 columns, 21.6 vs 16.6
+// at 1024; the f32-activation bf16 kernel 16.1 and 16.0. Rows longer than `packedOneRowColumns` run in tiles
+// of 4 rows (their f32 activations would not stay in L1 beside the weight stream): 19.4 vs 17.6 at 8192
+// columns, where one row at a time reads 12.2.
 // AVX2 (the haswell tier) decodes the same layout in two halves of 32 weights: the 32 code bytes masked for
 // the low nibbles (first half) or shifted right by 4 and masked (second half), `vpshufb`, `vpunpck{l,h}bw`,
 // shift and mask; its f32 vectors are the AVX-512 lanes 0–1 and 2–3, so the permuted activations are the
