@@ -5,6 +5,9 @@
 //   vdpbf16ps bf16 × bf16-rounded activations, `vdpbf16ps` (llama.cpp's ggml_vec_dot_bf16 on AVX512-BF16)
 //   packed    the 12-bit layout: 64 low bytes + 32 bytes of 4-bit codes per 64 weights, one row at a time
 //   packed×4  the same, 4 rows sharing each activation load (InternKit's path for rows over 4096 columns)
+//   packed-dp the 12-bit layout decoded to bf16 words, × bf16-rounded activations permuted to the words' order,
+//             `vdpbf16ps` (InternKit's default decode on AVX512-BF16 hosts, one row up to 8192 columns)
+//   packed-dp×4 the same in 4-row tiles (InternKit's path beyond 8192 columns)
 // Build and run (AVX-512 BW and AVX512-BF16, or AVX2 + FMA: then vdpbf16ps is f32-act again):
 //   clang -O2 -march=native -pthread Benchmarks/packed-bf16/packed-bf16-bench.c -o /tmp/packed-bf16-bench -lm
 //   /tmp/packed-bf16-bench THREADS REPS COLS        e.g. 2 12 2048
@@ -25,7 +28,7 @@ static int C;
 static uint16_t *W;
 static uint8_t *Z, TABLE[16];
 static float *X, *XP, *OUT, *OUT2;
-static uint16_t *XB;
+static uint16_t *XB, *XBP;
 
 static double now(void) {
     struct timespec t;
@@ -112,6 +115,51 @@ static void packed4(size_t r0, size_t r1) {
     }
 }
 
+// The 12-bit layout into bf16 words, times bf16-rounded activations with `vdpbf16ps` (llama.cpp's arithmetic):
+// the two word vectors of a chunk meet the activations permuted to their order (lane l: weights 16l+0…7, then
+// 16l+8…15), without the shifts and masks that widen to f32 and with half the multiply instructions.
+static inline void decodeWords(const uint8_t *z, __m512i table, __m512i *lo, __m512i *hi) {
+    const __m512i low = _mm512_loadu_si512(z);
+    const __m256i n = _mm256_loadu_si256((const void *)(z + 64));
+    const __m512i codes = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(n), _mm256_srli_epi16(n, 4), 1), _mm512_set1_epi8(15));
+    const __m512i top = _mm512_shuffle_epi8(table, codes);
+    *lo = _mm512_unpacklo_epi8(low, top), *hi = _mm512_unpackhi_epi8(low, top);
+}
+
+static void packeddp(size_t r0, size_t r1) {
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const void *)TABLE));
+    const size_t rowBytes = C / 64 * 96;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *z = Z + r * rowBytes;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        __m512i lo, hi;
+        for (int c = 0; c < C; c += 64, z += 96) {
+            decodeWords(z, table, &lo, &hi);
+            a0 = _mm512_dpbf16_ps(a0, (__m512bh)lo, (__m512bh)_mm512_loadu_si512(XBP + c));
+            a1 = _mm512_dpbf16_ps(a1, (__m512bh)hi, (__m512bh)_mm512_loadu_si512(XBP + c + 32));
+        }
+        OUT2[r] = hsum(_mm512_add_ps(a0, a1));
+    }
+}
+
+static void packeddp4(size_t r0, size_t r1) {
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const void *)TABLE));
+    const size_t rowBytes = C / 64 * 96;
+    for (size_t r = r0; r + 3 < r1; r += 4) {
+        const uint8_t *z = Z + r * rowBytes;
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        __m512i lo, hi;
+        for (int c = 0; c < C; c += 64, z += 96) {
+            const __m512i x0 = _mm512_loadu_si512(XBP + c), x1 = _mm512_loadu_si512(XBP + c + 32);
+            for (int i = 0; i < 4; i++) {
+                decodeWords(z + i * rowBytes, table, &lo, &hi);
+                a[i] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(a[i], (__m512bh)lo, (__m512bh)x0), (__m512bh)hi, (__m512bh)x1);
+            }
+        }
+        for (int i = 0; i < 4; i++) OUT2[r + i] = hsum(a[i]);
+    }
+}
+
 #else
 // AVX2 (InternKit's haswell tier): the same layout and activation permutation, the zmm lanes split over two ymm.
 static inline float hsum(__m256 v) {
@@ -191,7 +239,9 @@ static void packed4(size_t r0, size_t r1) {
     }
 }
 
-static void dpbf16(size_t r0, size_t r1) { f32act(r0, r1); }  // no AVX512-BF16: llama.cpp widens bf16 as f32-act does
+static void dpbf16(size_t r0, size_t r1) { f32act(r0, r1); }
+static void packeddp(size_t r0, size_t r1) { packed(r0, r1); }
+static void packeddp4(size_t r0, size_t r1) { packed4(r0, r1); }  // no AVX512-BF16: llama.cpp widens bf16 as f32-act does
 #endif
 
 typedef void (*Kernel)(size_t, size_t);
@@ -251,7 +301,7 @@ int main(int argc, char **argv) {
             for (int j = 0; j < 64; j++) z[j] = code[w[j] >> 8] ? (w[j] & 0xFF) : 0;
             for (int j = 0; j < 32; j++) z[64 + j] = code[w[j] >> 8] | code[w[j + 32] >> 8] << 4;
         }
-    X = aligned_alloc(64, C * 4), XP = aligned_alloc(64, C * 4), XB = aligned_alloc(64, C * 2);
+    X = aligned_alloc(64, C * 4), XP = aligned_alloc(64, C * 4), XB = aligned_alloc(64, C * 2), XBP = aligned_alloc(64, C * 2);
     OUT = aligned_alloc(64, R * 4), OUT2 = aligned_alloc(64, R * 4);
     for (int i = 0; i < C; i++) {
         X[i] = (float)rand() / (float)RAND_MAX - 0.5f;
@@ -265,17 +315,27 @@ int main(int argc, char **argv) {
                 XP[c + l * 4 + d] = X[c + l * 16 + 2 * d], XP[c + 16 + l * 4 + d] = X[c + l * 16 + 2 * d + 1];
                 XP[c + 32 + l * 4 + d] = X[c + l * 16 + 8 + 2 * d], XP[c + 48 + l * 4 + d] = X[c + l * 16 + 9 + 2 * d];
             }
+    for (int c = 0; c < C; c += 64)
+        for (int l = 0; l < 4; l++)
+            for (int j = 0; j < 8; j++) XBP[c + 8 * l + j] = XB[c + 16 * l + j], XBP[c + 32 + 8 * l + j] = XB[c + 16 * l + 8 + j];
     f32act(0, R), packed(0, R);
     double diff = 0;
     for (size_t r = 0; r < R; r++) diff = fmax(diff, fabs(OUT[r] - OUT2[r]));
     printf("%zu × %d bf16, %d threads; exceptions %.2e of the weights; max |packed − f32-act| %.2g\n", R, C, threads,
            (double)exceptions / (R * C), diff);
-    const char *names[] = {"f32-act", "vdpbf16ps", "packed", "packed×4"};
-    Kernel kernels[] = {f32act, dpbf16, packed, packed4};
-    double rates[4][64];
+    dpbf16(0, R);
+    memcpy(OUT, OUT2, R * 4);
+    packeddp(0, R);
+    double diffdp = 0;
+    for (size_t r = 0; r < R; r++) diffdp = fmax(diffdp, fabs(OUT[r] - OUT2[r]));
+    printf("max |packed-dp − vdpbf16ps| %.2g\n", diffdp);
+    const char *names[] = {"f32-act", "vdpbf16ps", "packed", "packed×4", "packed-dp", "packed-dp×4"};
+    Kernel kernels[] = {f32act, dpbf16, packed, packed4, packeddp, packeddp4};
+    enum { K = sizeof kernels / sizeof *kernels };
+    double rates[K][64];
     for (int rep = 0; rep < reps; rep++)
-        for (int k = 0; k < 4; k++) rates[k][rep] = R * C / pass(kernels[k], threads) / 1e9;
-    for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < K; k++) rates[k][rep] = R * C / pass(kernels[k], threads) / 1e9;
+    for (int k = 0; k < K; k++) {
         qsort(rates[k], reps, sizeof(double), compare);
         printf("%-10s %6.2f Gweights/s (quartiles %.2f–%.2f)\n", names[k], rates[k][reps / 2], rates[k][reps / 4], rates[k][3 * reps / 4]);
     }

@@ -38,10 +38,10 @@ struct ModelOptions: ParsableArguments {
         help: ArgumentHelp(
             "How activations meet the weights: f32, bf16, int8 or int16 (default: the fastest measured kernels).",
             discussion: """
-                f32 is exact everywhere. By default, on CPUs with AVX512-BF16, prefill rounds the activations \
-                of bf16 weights to bf16 (vdpbf16ps, llama.cpp's arithmetic: about twice the exact prefill's \
-                speed; logits move by ~1e-2) and decode stays exact; bf16 names that default and is refused \
-                on other CPUs. Quantized weights take 8-bit activations in prefill and 8- or 16-bit ones in \
+                f32 is exact everywhere. By default, on CPUs with AVX512-BF16, products of bf16 weights round \
+                the activations to bf16 (vdpbf16ps, llama.cpp's arithmetic: about twice the exact prefill's \
+                speed, faster decode; logits move by ~1e-2); bf16 names that default and is refused on other \
+                CPUs. Quantized weights take 8-bit activations in prefill and 8- or 16-bit ones in \
                 decode; int8 and int16 force one of them. The same as INTERNKIT_ACTIVATIONS, for the whole \
                 process (a --reference model too).
                 """),

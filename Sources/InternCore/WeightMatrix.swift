@@ -123,18 +123,20 @@ public struct WeightMatrix: @unchecked Sendable {
     /// they save no multiplies, and on SmolLM2's Q4_1 file with its Q8_0 output they turn the greedy answer
     /// to "What is the capital of France?" into llama.cpp's degenerate one (scripts/check-smollm.py).
     /// Elsewhere exact f32. `int8` forces 8 bits wherever supported, prefill included; `int16` and `f32`
-    /// force theirs (`f32` also in prefill). `bf16` names the prefill default of bf16 weights on AVX512-BF16
-    /// hosts (see `roundsBFloat16ActivationsInPrefill`).
+    /// force theirs (`f32` also in prefill and for bf16 weights). `bf16` names the default of bf16 weights on
+    /// AVX512-BF16 hosts (see `roundsBFloat16Activations`).
     public enum ActivationPrecision: String, Sendable { case f32, int16, int8, bf16 }
 
-    /// Whether prefill rounds the activations of bf16 weights to bf16 (`matMulBF16Prefill`, `vdpbf16ps`):
-    /// the default on AVX512-BF16 hosts unless INTERNKIT_ACTIVATIONS=f32. It is llama.cpp's arithmetic for
-    /// bf16 models (and transformers' in bf16, which rounds far more), the same choice as Q8_0/Q4_0 prefill's
-    /// 8-bit activations, and twice the products per instruction of exact f32 FMAs, whose chain cannot reach
-    /// llama.cpp's bf16 prefill on these cores (BENCHMARKS.md, CPU inference). The weights are bf16 already;
-    /// the activations' rounding (relative 2^-9) is the difference. Decode keeps exact f32 activations.
-    /// `f32` restores exact prefill: transformers' f32 logits to 1e-4 (ModelCommandTests checks both paths).
-    public static let roundsBFloat16ActivationsInPrefill = bf16PrefillIsVectorized && requestedActivationPrecision != .f32
+    /// Whether products of bf16 weights round the activations to bf16 (`vdpbf16ps`): the default on AVX512-BF16
+    /// hosts unless INTERNKIT_ACTIVATIONS=f32. It is llama.cpp's arithmetic for bf16 models (and transformers' in
+    /// bf16, which rounds far more), the same choice as Q8_0/Q4_0's 8-bit activations. In prefill
+    /// (`matMulBF16Prefill`) it is twice the products per instruction of exact f32 FMAs, whose chain cannot reach
+    /// llama.cpp's bf16 prefill on these cores; in decode (`PackedBFloat16Matrix.multiplyBFloat16`,
+    /// `matMulBF16Decode`) the packed weights meet the activations as bf16 words, without the widening to f32 that
+    /// bounded the packed kernel below llama.cpp where memory is fast (BENCHMARKS.md, CPU inference). The weights
+    /// are bf16 already; the activations' rounding (relative 2^-9) is the difference. `f32` restores exact
+    /// products: transformers' f32 logits to 1e-4 (ModelCommandTests checks both paths).
+    public static let roundsBFloat16Activations = bf16PrefillIsVectorized && requestedActivationPrecision != .f32
 
     static let requestedActivationPrecision: ActivationPrecision? = {
         switch ProcessInfo.processInfo.environment["INTERNKIT_ACTIVATIONS"] {
@@ -171,11 +173,11 @@ public struct WeightMatrix: @unchecked Sendable {
         return int16ActivationsAreVectorized && supportsInt16Activations(type) ? .int16 : .f32
     }
 
-    /// out (tokens, rows) = input (tokens, cols) · Wᵀ. `prefill` (a multi-token prompt chunk): on AVX-512
-    /// builds Q8_0 and Q4_0 take 8-bit activations and the repacked VNNI kernel (`matMulQuantizedInt8Prefill`,
-    /// llama.cpp's choice: 4× the products per instruction of f32 FMAs), and on AVX512-BF16 hosts bf16 weights
-    /// take bf16 activations and `vdpbf16ps` (`matMulBF16Prefill`: 2×); everything else keeps
-    /// exact f32 activations in prefill (unless INTERNKIT_ACTIVATIONS=int8) through the blocked GEMM
+    /// out (tokens, rows) = input (tokens, cols) · Wᵀ. On AVX512-BF16 hosts bf16 weights take bf16 activations
+    /// and `vdpbf16ps` in both phases (`roundsBFloat16Activations`). `prefill` (a multi-token prompt chunk): on
+    /// AVX-512 builds Q8_0 and Q4_0 take 8-bit activations and the repacked VNNI kernel
+    /// (`matMulQuantizedInt8Prefill`, llama.cpp's choice: 4× the products per instruction of f32 FMAs);
+    /// everything else keeps exact f32 activations in prefill (unless INTERNKIT_ACTIVATIONS=int8) through the blocked GEMM
     /// (`matMulPrefill`, PrefillGEMM.swift; Q4_K block by block), which reuses each de-quantized weight across the chunk's tokens
     /// and beats the one-token integer products there, while in decode (one token per sequence) they win.
     /// The choice depends on the phase, never on the token count, so a decode row's result is the same alone
@@ -187,11 +189,12 @@ public struct WeightMatrix: @unchecked Sendable {
     ) {
         switch storage {
         case .float(let t):
-            if prefill && t == .bf16 && Self.roundsBFloat16ActivationsInPrefill {
-                if let packed {
-                    packed.multiplyPrefillBFloat16(out, input: input, tokens: tokens, pool: pool)
-                } else {
-                    matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+            if t == .bf16 && Self.roundsBFloat16Activations {
+                switch (packed, prefill) {
+                case (let packed?, true): packed.multiplyPrefillBFloat16(out, input: input, tokens: tokens, pool: pool)
+                case (let packed?, false): packed.multiplyBFloat16(out, input: input, tokens: tokens, pool: pool)
+                case (nil, true): matMulBF16Prefill(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
+                case (nil, false): matMulBF16Decode(out, weight: data, input: input, tokens: tokens, rows: rows, cols: cols, pool: pool)
                 }
             } else if let packed {
                 if prefill {

@@ -9,7 +9,8 @@
 // Each output is one chain of `vdpbf16ps` over the column pairs in ascending order, so a token's result does
 // not depend on T, the tiling or the threads. Accuracy: the activations' bf16 rounding (relative 2^-9) is the
 // difference from `matMulPrefill`; the weights are bf16 already. `matMulBF16PrefillReference` rounds the same
-// way and accumulates in Double. Used for bf16 weights in prefill only; decode keeps exact f32 activations.
+// way and accumulates in Double. Decode (one token per sequence) rounds the same way: `matMulBF16Decode` below for
+// bf16 matrices read in place, `PackedBFloat16Matrix.multiplyBFloat16` for the packed copies.
 #if INTERNKIT_AVX512BF16
     import CBFloat16
     import _Builtin_intrinsics.intel
@@ -44,6 +45,63 @@ public func roundedToBFloat16(_ x: Float) -> Float {
     if x.isNaN { return x }
     let bits = x.bitPattern
     return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+}
+
+/// `x` as the bf16 bit pattern the kernels multiply: `roundedToBFloat16`'s top half; a NaN keeps a quiet NaN's
+/// top half (its payload may lie in the low bits only).
+@inline(__always)
+func bfloat16Bits(_ x: Float) -> UInt16 {
+    UInt16(truncatingIfNeeded: x.isNaN ? x.bitPattern >> 16 | 0x40 : roundedToBFloat16(x).bitPattern >> 16)
+}
+
+/// out (T, R) = bf16(x) (T, C) · Wᵀ for decode (one token per sequence), W (R, C) bf16 read in place; threaded over
+/// rows when `pool` is given. llama.cpp's `ggml_vec_dot_bf16`: per output two `vdpbf16ps` chains over 64 columns a
+/// step, their lane sum, then the columns past the last whole 64 in ascending order (f32 FMAs of the same bf16
+/// values), so a token's result does not depend on T. For bf16 matrices without a packed copy; the naive twin is
+/// `matMulBF16PrefillReference`.
+public func matMulBF16Decode(
+    _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+    weight: UnsafeRawPointer,  // (rows, cols) bf16
+    input: UnsafePointer<Float>,  // (tokens, cols)
+    tokens: Int, rows: Int, cols: Int,
+    pool: ThreadPool?
+) {
+    #if INTERNKIT_AVX512BF16
+        guard tokens > 0 else { return }
+        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: tokens * cols) { buffer in
+            let xb = buffer.baseAddress!
+            for i in 0..<(tokens * cols) { xb[i] = bfloat16Bits(input[i]) }
+            let x = UnsafeRawPointer(xb)
+            let body = { (range: Range<Int>, _: Int) in
+                let C = cols, whole = cols / 64 * 64
+                for r in range {
+                    let w = weight + r &* C &* 2
+                    for t in 0..<tokens {
+                        let xt = x + t &* C &* 2
+                        var a0 = FloatVector(), a1 = a0
+                        var c = 0
+                        while c < whole {
+                            let b = c &* 2
+                            a0 = intern_dpbf16(a0, w.loadUnaligned(fromByteOffset: b, as: __m512i.self), xt.loadUnaligned(fromByteOffset: b, as: __m512i.self))
+                            a1 = intern_dpbf16(
+                                a1, w.loadUnaligned(fromByteOffset: b &+ 64, as: __m512i.self), xt.loadUnaligned(fromByteOffset: b &+ 64, as: __m512i.self))
+                            c &+= 64
+                        }
+                        var s = laneSum(a0 + a1)
+                        while c < C {
+                            let wc = Float(bitPattern: UInt32(w.loadUnaligned(fromByteOffset: c &* 2, as: UInt16.self)) << 16)
+                            s = s.addingProduct(wc, Float(bitPattern: UInt32(xt.load(fromByteOffset: c &* 2, as: UInt16.self)) << 16))
+                            c &+= 1
+                        }
+                        out[t &* rows &+ r] = s
+                    }
+                }
+            }
+            if let pool { pool.parallelFor(rows, granularity: 4, body) } else { body(0..<rows, 0) }
+        }
+    #else
+        matMulBF16PrefillReference(out, weight: weight, input: input, tokens: tokens, rows: rows, cols: cols)
+    #endif
 }
 
 // MARK: - Naive twin
@@ -96,8 +154,7 @@ public func matMulBF16PrefillReference(
             let units = (C &+ 1) / 2
             let d = dst.assumingMemoryBound(to: UInt32.self)
             if m < gemmTokens { d.update(repeating: 0, count: gemmTokens &* units) }
-            // A NaN keeps a quiet NaN's top half (its payload may lie in the low bits only).
-            @inline(__always) func bits(_ v: Float) -> UInt32 { v.isNaN ? v.bitPattern >> 16 | 0x40 : roundedToBFloat16(v).bitPattern >> 16 }
+            @inline(__always) func bits(_ v: Float) -> UInt32 { UInt32(bfloat16Bits(v)) }
             for t in 0..<m {
                 let row = x + t &* C
                 var p = d + t

@@ -24,6 +24,12 @@
 // at 1024; the f32-activation bf16 kernel 16.1 and 16.0. Rows longer than `packedOneRowColumns` run in tiles
 // of 4 rows (their f32 activations would not stay in L1 beside the weight stream): 19.4 vs 17.6 at 8192
 // columns, where one row at a time reads 12.2.
+// With bf16-rounded activations (`multiplyBFloat16`, the default on AVX512-BF16 hosts, llama.cpp's arithmetic) the
+// two bf16 word vectors of a chunk go straight into `vdpbf16ps` against the activations rounded and permuted once
+// per call into the words' order: no shifts and masks, half the multiply instructions. Exact f32 activations
+// leave the decoding the bound where memory is fast: C prototype, 2 Zen 4 threads, one decode step of
+// internlm2-1_8b's matrices in huge pages (4 alternating steps): 15.7–18.9 Gweights/s exact, 19.8–27.5 rounded,
+// against 14.5–19.7 for plain bf16 with `vdpbf16ps` (llama.cpp's kernel, 2 bytes a weight).
 // AVX2 (the haswell tier) decodes the same layout in two halves of 32 weights: the 32 code bytes masked for
 // the low nibbles (first half) or shifted right by 4 and masked (second half), `vpshufb`, `vpunpck{l,h}bw`,
 // shift and mask; its f32 vectors are the AVX-512 lanes 0–1 and 2–3, so the permuted activations are the
@@ -34,6 +40,9 @@
 // ascending column order. Exact f32 FMAs of the exact weights, in another order than `matMul`'s.
 #if INTERNKIT_FMA
     import _Builtin_intrinsics.intel
+#endif
+#if INTERNKIT_AVX512BF16
+    import CBFloat16
 #endif
 
 /// Whether `PackedBFloat16Matrix.multiply` runs vector code in this build (AVX-512 or AVX2); elsewhere it
@@ -210,6 +219,29 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
         #endif
     }
 
+    /// out (T, R) = bf16(x) (T, C) · Wᵀ for decode: each token's activations rounded to bf16 (llama.cpp's arithmetic,
+    /// as `multiplyPrefillBFloat16`) and permuted to the order of a chunk's bf16 words (`permuteActivationsBFloat16`),
+    /// which meet them in `vdpbf16ps`: no widening to f32 and half the multiply instructions of `multiply`, whose
+    /// decoding is the bound where the memory is fast (see the header). AVX512-BF16 hosts only.
+    public func multiplyBFloat16(
+        _ out: UnsafeMutablePointer<Float>,  // (tokens, rows)
+        input: UnsafePointer<Float>,  // (tokens, cols)
+        tokens: Int, pool: ThreadPool?
+    ) {
+        #if INTERNKIT_AVX512BF16
+            guard tokens > 0 else { return }
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: tokens * cols) { buffer in
+                let permuted = buffer.baseAddress!
+                for t in 0..<tokens { permuteActivationsBFloat16(input + t * cols, into: permuted + t * cols, cols: cols) }
+                let x = UnsafeRawPointer(permuted)
+                let body = { (range: Range<Int>, _: Int) in self.bfloat16Rows(out, x, input, tokens, range) }
+                if let pool { pool.parallelFor(rows, granularity: 4, body) } else { body(0..<rows, 0) }
+            }
+        #else
+            preconditionFailure("multiplyBFloat16 needs AVX512-BF16 (bf16PrefillIsVectorized)")
+        #endif
+    }
+
     /// The naive twin of `multiply`: rows unpacked, products accumulated in Double.
     public func multiplyReference(_ out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, tokens: Int) {
         var row = [UInt16](repeating: 0, count: cols)
@@ -223,14 +255,32 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
         }
     }
 
-    /// `s` plus row `r`'s exceptions times their activations (natural order), in ascending column order.
+    /// The naive twin of `multiplyBFloat16`: rows unpacked, activations rounded to bf16, products accumulated in
+    /// Double.
+    public func multiplyBFloat16Reference(_ out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, tokens: Int) {
+        var row = [UInt16](repeating: 0, count: cols)
+        for r in 0..<rows {
+            row.withUnsafeMutableBufferPointer { unpackRow(r, into: $0.baseAddress!) }
+            for t in 0..<tokens {
+                var s = 0.0
+                for c in 0..<cols {
+                    s += Double(Float(bitPattern: UInt32(row[c]) << 16)) * Double(roundedToBFloat16(input[t * cols + c]))
+                }
+                out[t * rows + r] = Float(s)
+            }
+        }
+    }
+
+    /// `s` plus row `r`'s exceptions times their activations (natural order; rounded to bf16 where
+    /// `roundingToBFloat16`), in ascending column order.
     @inline(__always)
-    private func addingExceptions(_ s: Float, _ r: Int, _ x: UnsafePointer<Float>) -> Float {
+    private func addingExceptions(_ s: Float, _ r: Int, _ x: UnsafePointer<Float>, roundingToBFloat16: Bool = false) -> Float {
         var s = s
         var e = Int(exceptionStarts[r])
         let end = Int(exceptionStarts[r &+ 1])
         while e < end {
-            s = s.addingProduct(exceptionValues[e], x[Int(exceptionColumns[e])])
+            let xc = x[Int(exceptionColumns[e])]
+            s = s.addingProduct(exceptionValues[e], roundingToBFloat16 ? roundedToBFloat16(xc) : xc)
             e &+= 1
         }
         return s
@@ -330,6 +380,39 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
                 let row = UnsafeRawPointer(data) + r &* rowBytes
                 for t in 0..<T {
                     out[t &* R &+ r] = addingExceptions(packedDot(row, x + t &* C, chunks, table), r, natural + t &* C)
+                }
+                r &+= 1
+            }
+        }
+    #endif
+
+    #if INTERNKIT_AVX512BF16
+        /// `vectorRows` for `multiplyBFloat16`: `x` holds each token's permuted bf16 activations (C words a token).
+        private func bfloat16Rows(
+            _ out: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer, _ natural: UnsafePointer<Float>, _ T: Int, _ range: Range<Int>
+        ) {
+            let table = tableVector
+            let chunks = cols / 64, C = cols, R = rows
+            var r = range.lowerBound
+            if C > packedOneRowBFloat16Columns {
+                while r &+ 4 <= range.upperBound {
+                    let row = UnsafeRawPointer(data) + r &* rowBytes
+                    for t in 0..<T {
+                        let s = packedDot4BFloat16(row, rowBytes, x + t &* C &* 2, chunks, table)
+                        let xt = natural + t &* C, o = out + (t &* R &+ r)
+                        o[0] = addingExceptions(s.0, r, xt, roundingToBFloat16: true)
+                        o[1] = addingExceptions(s.1, r &+ 1, xt, roundingToBFloat16: true)
+                        o[2] = addingExceptions(s.2, r &+ 2, xt, roundingToBFloat16: true)
+                        o[3] = addingExceptions(s.3, r &+ 3, xt, roundingToBFloat16: true)
+                    }
+                    r &+= 4
+                }
+            }
+            while r < range.upperBound {
+                let row = UnsafeRawPointer(data) + r &* rowBytes
+                for t in 0..<T {
+                    let s = packedDotBFloat16(row, x + t &* C &* 2, chunks, table)
+                    out[t &* R &+ r] = addingExceptions(s, r, natural + t &* C, roundingToBFloat16: true)
                 }
                 r &+= 1
             }
@@ -561,7 +644,69 @@ func permuteActivations(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointe
         }
         return (laneSum(a0), laneSum(a1), laneSum(a2), laneSum(a3))
     }
-#elseif INTERNKIT_FMA
+#endif
+
+#if INTERNKIT_AVX512BF16
+    /// Rows of up to this many columns run one at a time in `multiplyBFloat16`: the same 16 KiB of activations in L1
+    /// as `packedOneRowColumns`, at 2 bytes a column (C prototype, 2 Zen 4 threads, 8192 columns: one row 21.4
+    /// Gweights/s, tiles of 4 rows 20.6).
+    let packedOneRowBFloat16Columns = 2 * packedOneRowColumns
+
+    /// One token's activations rounded to bf16 in the order of a chunk's two word vectors (`decodeChunkWords`): per
+    /// chunk of 64, word 8l + j is column 16l + j and word 32 + 8l + j column 16l + 8 + j (l < 4, j < 8).
+    func permuteActivationsBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, cols: Int) {
+        for chunk in stride(from: 0, to: cols, by: 64) {
+            for lane in 0..<4 {
+                for j in 0..<8 {
+                    out[chunk + 8 * lane + j] = bfloat16Bits(x[chunk + 16 * lane + j])
+                    out[chunk + 32 + 8 * lane + j] = bfloat16Bits(x[chunk + 16 * lane + 8 + j])
+                }
+            }
+        }
+    }
+
+    /// One row against one token's permuted bf16 activations (128 bytes a chunk): two `vdpbf16ps` chains, one per
+    /// word vector.
+    @inline(__always)
+    private func packedDotBFloat16(_ row: UnsafeRawPointer, _ x: UnsafeRawPointer, _ chunks: Int, _ table: __m512i) -> Float {
+        var a0 = FloatVector(), a1 = a0
+        var k = 0
+        while k < chunks {
+            let (first, second) = decodeChunkWords(row + k &* 96, table)
+            let xk = x + k &* 128
+            a0 = intern_dpbf16(a0, first, xk.loadUnaligned(as: __m512i.self))
+            a1 = intern_dpbf16(a1, second, xk.loadUnaligned(fromByteOffset: 64, as: __m512i.self))
+            k &+= 1
+        }
+        return laneSum(a0 + a1)
+    }
+
+    /// Four consecutive rows against one token, sharing each activation load: one chain per row.
+    @inline(__always)
+    private func packedDot4BFloat16(
+        _ row: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafeRawPointer, _ chunks: Int, _ table: __m512i
+    ) -> (Float, Float, Float, Float) {
+        var a0 = FloatVector(), a1 = a0, a2 = a0, a3 = a0
+        @inline(__always) func add(_ acc: FloatVector, _ chunk: UnsafeRawPointer, _ x0: __m512i, _ x1: __m512i) -> FloatVector {
+            let (first, second) = decodeChunkWords(chunk, table)
+            return intern_dpbf16(intern_dpbf16(acc, first, x0), second, x1)
+        }
+        var k = 0
+        while k < chunks {
+            let xk = x + k &* 128
+            let x0 = xk.loadUnaligned(as: __m512i.self), x1 = xk.loadUnaligned(fromByteOffset: 64, as: __m512i.self)
+            let chunk = row + k &* 96
+            a0 = add(a0, chunk, x0, x1)
+            a1 = add(a1, chunk + rowBytes, x0, x1)
+            a2 = add(a2, chunk + 2 &* rowBytes, x0, x1)
+            a3 = add(a3, chunk + 3 &* rowBytes, x0, x1)
+            k &+= 1
+        }
+        return (laneSum(a0), laneSum(a1), laneSum(a2), laneSum(a3))
+    }
+#endif
+
+#if INTERNKIT_FMA && !INTERNKIT_AVX512
     typealias TableVector = __m256i
 
     /// Half a chunk (32 weights: low bytes at `low`, their codes in the bytes of `codes`) as four f32 vectors,

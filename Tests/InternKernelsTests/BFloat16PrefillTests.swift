@@ -1,5 +1,5 @@
-// The bf16 prefill kernel (AVX-512 BF16 where the CPU has it) against its naive twin, against the exact f32
-// product, and across token counts and thread splits.
+// The bf16-activation kernels for bf16 matrices read in place (AVX-512 BF16 where the CPU has it), prefill and
+// decode, against their naive twin, against the exact f32 product, and across token counts and thread splits.
 import InternKernels
 import Testing
 
@@ -55,6 +55,31 @@ import Testing
                 }
             }
         }
+    }
+
+    // Decode (`matMulBF16Decode`): columns with and without a tail past the last whole 64, uneven splits over 3
+    // workers, a few tokens; a token's result is bitwise the same alone.
+    @Test(arguments: [(1, 7), (3, 13), (2, 50)], [32, 40, 1001, 2048])
+    func decodeMatchesReference(shape: (tokens: Int, rows: Int), cols: Int) {
+        let (tokens, rows) = shape
+        let (weights, input) = Self.operands(tokens: tokens, rows: rows, cols: cols, seed: 27)
+        var got = [Float](repeating: .nan, count: tokens * rows), want = got, exact = got
+        weights.withUnsafeBytes { w in
+            matMulBF16Decode(&got, weight: w.baseAddress!, input: input, tokens: tokens, rows: rows, cols: cols, pool: ThreadPool(threadCount: 3))
+            matMulBF16PrefillReference(&want, weight: w.baseAddress!, input: input, tokens: tokens, rows: rows, cols: cols)
+            matMul(&exact, weight: w.baseAddress!, type: .bf16, input: input, tokens: tokens, rows: rows, cols: cols, pool: nil)
+            input.withUnsafeBufferPointer { x in
+                for t in 0..<tokens {
+                    var one = [Float](repeating: .nan, count: rows)
+                    matMulBF16Decode(&one, weight: w.baseAddress!, input: x.baseAddress! + t * cols, tokens: 1, rows: rows, cols: cols, pool: nil)
+                    #expect(Array(got[(t * rows)..<((t + 1) * rows)]) == one, "token \(t)")
+                }
+            }
+        }
+        let scale = want.map(abs).max()! + 1
+        let maxDiff = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(maxDiff <= 1e-5 * scale, "\(shape) cols \(cols): max |diff| \(maxDiff)")
+        if cols >= 1001 { #expect(got != exact, "the activations should be rounded") }
     }
 
     /// The packed 12-bit copy of a bf16 matrix gives the same results to the bit (weights decoded to bf16 in

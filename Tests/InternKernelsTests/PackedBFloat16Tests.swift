@@ -1,6 +1,6 @@
-// The 12-bit packed bf16 matrices: packing is lossless (exceptions included), the decode kernel matches its
-// naive twin and the bf16 product over both of its paths (one row, 4-row tiles) and uneven thread splits,
-// and a token's result does not depend on the batch.
+// The 12-bit packed bf16 matrices: packing is lossless (exceptions included), the decode kernels (exact f32
+// activations; bf16-rounded ones on AVX512-BF16 hosts) match their naive twins over both of their paths (one
+// row, 4-row tiles) and uneven thread splits, and a token's result does not depend on the batch.
 import InternKernels
 import Testing
 
@@ -60,6 +60,29 @@ import Testing
         }
     }
 
+    // bf16-rounded activations (`vdpbf16ps`): one-row up to 8192 columns, 4-row tiles beyond (8256); rows around
+    // the tile and uneven splits over 3 workers. The tolerance is far below the activations' rounding (relative
+    // 2^-9 a product), so exact f32 activations would fail it.
+    @Test(.enabled(if: bf16PrefillIsVectorized), arguments: [(1, 1), (2, 7), (3, 37)], [64, 1024, 8256])
+    func bfloat16DecodeMatchesReference(shape: (tokens: Int, rows: Int), cols: Int) throws {
+        let (weights, input) = Self.operands(tokens: shape.tokens, rows: shape.rows, cols: cols, seed: 13)
+        let packed = try #require(Self.pack(weights, rows: shape.rows, cols: cols))
+        #expect(shape.rows * cols < 10_000 || packed.exceptionCount > 0, "exceptions should take part")
+        let count = shape.tokens * shape.rows
+        var got = [Float](repeating: .nan, count: count), want = got, exact = got
+        packed.multiplyBFloat16(&got, input: input, tokens: shape.tokens, pool: ThreadPool(threadCount: 3))
+        packed.multiplyBFloat16Reference(&want, input: input, tokens: shape.tokens)
+        packed.multiplyReference(&exact, input: input, tokens: shape.tokens)
+        for i in 0..<count {
+            let (t, r) = (i / shape.rows, i % shape.rows)
+            let scale = (0..<cols).reduce(Float(0)) {
+                $0 + abs(Float(bitPattern: UInt32(weights[r * cols + $1]) << 16) * input[t * cols + $1])
+            }
+            #expect(abs(got[i] - want[i]) <= 1e-5 * scale + 1e-30, "output \(i): \(got[i]) vs reference \(want[i])")
+        }
+        if cols >= 1024 { #expect(got != exact, "the activations should be rounded") }
+    }
+
     // Prefill (the GEMM of PrefillGEMM.swift): token counts around its token blocks and their 4- and 1-token
     // tails, rows around its micro-panels, columns within one and across many 256-column blocks; 2 workers.
     @Test(arguments: [(4, 6), (5, 13), (9, 31), (14, 70)], [64, 1024, 4160])
@@ -96,18 +119,25 @@ import Testing
         }
     }
 
-    @Test(arguments: [1024, 8192])
+    /// Decode, both arithmetics where the host has them: a token's outputs are bitwise the same alone or in a
+    /// batch (one-row and tile paths of each).
+    @Test(arguments: [1024, 8192, 8256])
     func resultDoesNotDependOnBatch(cols: Int) throws {
         let (tokens, rows) = (4, 9)
         let (weights, input) = Self.operands(tokens: tokens, rows: rows, cols: cols, seed: 5)
         let packed = try #require(Self.pack(weights, rows: rows, cols: cols))
-        var all = [Float](repeating: .nan, count: tokens * rows)
-        packed.multiply(&all, input: input, tokens: tokens, pool: ThreadPool(threadCount: 2))
-        input.withUnsafeBufferPointer { x in
-            for t in 0..<tokens {
-                var one = [Float](repeating: .nan, count: rows)
-                packed.multiply(&one, input: x.baseAddress! + t * cols, tokens: 1, pool: nil)
-                #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "token \(t)")
+        typealias Product = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, ThreadPool?) -> Void
+        var products: [Product] = [{ packed.multiply($0, input: $1, tokens: $2, pool: $3) }]
+        if bf16PrefillIsVectorized { products.append { packed.multiplyBFloat16($0, input: $1, tokens: $2, pool: $3) } }
+        for product in products {
+            var all = [Float](repeating: .nan, count: tokens * rows)
+            input.withUnsafeBufferPointer { x in
+                product(&all, x.baseAddress!, tokens, ThreadPool(threadCount: 2))
+                for t in 0..<tokens {
+                    var one = [Float](repeating: .nan, count: rows)
+                    product(&one, x.baseAddress! + t * cols, 1, nil)
+                    #expect(Array(all[(t * rows)..<((t + 1) * rows)]) == one, "token \(t)")
+                }
             }
         }
     }

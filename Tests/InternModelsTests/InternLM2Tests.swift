@@ -17,13 +17,13 @@ import Testing
 let logitTolerance: Float = 1e-4
 
 /// The logit tolerance of `fixture` under this host's default arithmetic: `logitTolerance`, except for the
-/// bf16 fixtures where prefill rounds their activations to bf16 (`WeightMatrix.roundsBFloat16ActivationsInPrefill`):
+/// bf16 fixtures where products round their activations to bf16 (`WeightMatrix.roundsBFloat16Activations`):
 /// there each activation's rounding (relative 2^-9) moves the logits by up to 0.013 from the exact f32
 /// reference (measured on both fixtures). That rounding itself is checked by the kernel tests against their
 /// naive twins and, end to end, against PyTorch with it emulated (ModelCommandTests); the exact path against
 /// this reference at 1e-4 through `--activations f32` (ModelCommandTests).
 func tolerance(_ fixture: String) -> Float {
-    WeightMatrix.roundsBFloat16ActivationsInPrefill && fixture.contains("bf16") ? 0.03 : logitTolerance
+    WeightMatrix.roundsBFloat16Activations && fixture.contains("bf16") ? 0.03 : logitTolerance
 }
 
 @Suite struct InternLM2Tests {
