@@ -80,7 +80,7 @@ tg = [r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0]
 print(pp[0] if pp else 0, tg[0] if tg else 0)'
 }
 
-intern_run() {  # prints "prefill decode load rss": one timed repetition (after a warm-up token)
+intern_run() {  # prints "prefill decode load rss": one timed repetition (after a warm-up like llama-bench's: the prompt once, one token)
     "$INTERN" bench --model "$1" --prompt-tokens "$PROMPT" --gen-tokens "$GEN" --depth "$DEPTH" --threads "$THREADS" --repetitions 1 --json \
         | "$PY" -c '
 import json, sys

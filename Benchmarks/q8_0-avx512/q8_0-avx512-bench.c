@@ -5,16 +5,25 @@
 //   cur       InternKit's AVX-512 kernel (Sources/InternKernels/QuantizedInt16.swift): int16 activations,
 //             blocks k and k + 1 widened by vpmovsxbw into one register, vpmaddwd + vpdpwssd, a vpermt2d
 //             tree leaves eight block sums, one cvt and FMA per eight blocks
+//   cur-t1    `cur` with its prefetches into L2 only (T1 hint; the lines reach L1 when read)
+//   cur-4k    diagnostic, wrong results: `cur` with the activations of every 2048 columns read again, so they
+//             take 4 KiB of L1 instead of 2 bytes a column (16 KiB at 8192 columns, 1.8B's `w2`)
+//   cur2      `cur` on two rows at a time, each group's activation loads shared by both rows
+//   cseg      `cur` on tiles of 8 rows in segments of 2048 columns (each row's FMAs in `cur`'s order, 4 KiB of
+//             activations per segment), prefetching the same place in the next row
 //   split     the same, the weights' even and odd bytes sign-extended by word shifts (no vpmovsxbw)
 //   int8vnni  llama.cpp's arithmetic: int8 activations, vpdpbusd on 256 bits, one cvt and FMA per block
 //   stream    no arithmetic: 512-bit loads OR-ed together (the rate the bytes alone stream at)
 // Every kernel prefetches each cache line PREFETCH bytes ahead (argument 5, 0 = none; InternKit: 4096) and
-// is checked against a double-precision product of the de-quantized operands.
+// is checked against a double-precision product of the de-quantized operands (but cur-4k). The matrix lies in
+// transparent huge pages, as InternKit's weight copies (PageBuffer.swift; 4 KiB pages before 2026-12-07's
+// fifth session).
 //   clang -O2 -march=native -pthread Benchmarks/q8_0-avx512/q8_0-avx512-bench.c -o /tmp/q8avx512 -lm
 //   /tmp/q8avx512 THREADS REPS COLS MB [PREFETCH]       e.g. 2 5 2048 200, 1 5 2048 0.5
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +85,7 @@ static inline __m512i splitPair(const uint8_t *a, const int16_t *x) {
     __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(w, 8), 8), odd = _mm512_srai_epi16(w, 8);
     return _mm512_dpwssd_epi32(_mm512_madd_epi16(even, _mm512_loadu_si512(x)), odd, _mm512_loadu_si512(x + 32));
 }
-#define GROUP_KERNEL(name, PAIR, XS)                                                                                  \
+#define GROUP_KERNEL(name, PAIR, XS, HINT, XBLOCK)                                                                    \
     static void name(size_t r0, size_t r1) {                                                                          \
         const int blocks = C / 32;                                                                                    \
         for (size_t r = r0; r < r1; r++) {                                                                            \
@@ -84,17 +93,77 @@ static inline __m512i splitPair(const uint8_t *a, const int16_t *x) {
             __m256 acc = _mm256_setzero_ps();                                                                         \
             for (int b = 0; b < blocks; b += 8) {                                                                     \
                 const uint8_t *g = row + b * BLOCK_BYTES;                                                             \
-                const int16_t *x = XS + b * 32;                                                                       \
+                const int16_t *x = XS + (XBLOCK) * 32;                                                                \
                 if (prefetchDistance)                                                                                 \
-                    for (int l = 0; l < 8 * BLOCK_BYTES; l += 64) _mm_prefetch((const char *)g + prefetchDistance + l, _MM_HINT_T0); \
+                    for (int l = 0; l < 8 * BLOCK_BYTES; l += 64) _mm_prefetch((const char *)g + prefetchDistance + l, HINT); \
                 __m256i s = reduce4(PAIR(g, x), PAIR(g + 68, x + 64), PAIR(g + 136, x + 128), PAIR(g + 204, x + 192)); \
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(g), _mm256_loadu_ps(D16 + b)), acc); \
             }                                                                                                         \
             OUT[r] = hsum(acc);                                                                                       \
         }                                                                                                             \
     }
-GROUP_KERNEL(cur, curPair, XPAIR)
-GROUP_KERNEL(split, splitPair, XSPLIT)
+GROUP_KERNEL(cur, curPair, XPAIR, _MM_HINT_T0, b)
+GROUP_KERNEL(curT1, curPair, XPAIR, _MM_HINT_T1, b)
+GROUP_KERNEL(cur4k, curPair, XPAIR, _MM_HINT_T0, b % 64)
+GROUP_KERNEL(split, splitPair, XSPLIT, _MM_HINT_T0, b)
+
+static void cur2(size_t r0, size_t r1) {
+    const int blocks = C / 32;
+    const size_t rowBytes = (size_t)blocks * BLOCK_BYTES;
+    size_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const uint8_t *row0 = W + r * rowBytes, *row1 = row0 + rowBytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+        for (int b = 0; b < blocks; b += 8) {
+            const uint8_t *g0 = row0 + b * BLOCK_BYTES, *g1 = row1 + b * BLOCK_BYTES;
+            const int16_t *x = XPAIR + b * 32;
+            if (prefetchDistance)
+                for (int l = 0; l < 8 * BLOCK_BYTES; l += 64) {
+                    _mm_prefetch((const char *)g0 + prefetchDistance + l, _MM_HINT_T0);
+                    _mm_prefetch((const char *)g1 + prefetchDistance + l, _MM_HINT_T0);
+                }
+            const __m256 dx = _mm256_loadu_ps(D16 + b);
+            __m256i s0 = reduce4(curPair(g0, x), curPair(g0 + 68, x + 64), curPair(g0 + 136, x + 128), curPair(g0 + 204, x + 192));
+            __m256i s1 = reduce4(curPair(g1, x), curPair(g1 + 68, x + 64), curPair(g1 + 136, x + 128), curPair(g1 + 204, x + 192));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(scales8(g0), dx), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(scales8(g1), dx), acc1);
+        }
+        OUT[r] = hsum(acc0), OUT[r + 1] = hsum(acc1);
+    }
+    if (r < r1) cur(r, r1);
+}
+
+enum { SEG_BLOCKS = 64, TILE_ROWS = 8 };
+static void cseg(size_t r0, size_t r1) {
+    const int blocks = C / 32;
+    const size_t rowBytes = (size_t)blocks * BLOCK_BYTES;
+    size_t r = r0;
+    for (; r + TILE_ROWS <= r1; r += TILE_ROWS) {
+        const uint8_t *tile = W + r * rowBytes;
+        __m256 acc[TILE_ROWS];
+        for (int i = 0; i < TILE_ROWS; i++) acc[i] = _mm256_setzero_ps();
+        for (int seg = 0; seg < blocks; seg += SEG_BLOCKS) {
+            const int end = seg + SEG_BLOCKS < blocks ? seg + SEG_BLOCKS : blocks;
+            for (int i = 0; i < TILE_ROWS; i++) {
+                const uint8_t *row = tile + i * rowBytes;
+                const ptrdiff_t ahead = i + 1 < TILE_ROWS ? (ptrdiff_t)rowBytes
+                                                          : -(ptrdiff_t)(TILE_ROWS - 1) * (ptrdiff_t)rowBytes + SEG_BLOCKS * BLOCK_BYTES;
+                __m256 a = acc[i];
+                for (int b = seg; b < end; b += 8) {
+                    const uint8_t *g = row + b * BLOCK_BYTES;
+                    const int16_t *x = XPAIR + b * 32;
+                    if (prefetchDistance)
+                        for (int l = 0; l < 8 * BLOCK_BYTES; l += 64) _mm_prefetch((const char *)g + ahead + l, _MM_HINT_T0);
+                    __m256i s = reduce4(curPair(g, x), curPair(g + 68, x + 64), curPair(g + 136, x + 128), curPair(g + 204, x + 192));
+                    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(g), _mm256_loadu_ps(D16 + b)), a);
+                }
+                acc[i] = a;
+            }
+        }
+        for (int i = 0; i < TILE_ROWS; i++) OUT[r + i] = hsum(acc[i]);
+    }
+    if (r < r1) cur(r, r1);
+}
 
 // llama.cpp's ggml_vec_dot_q8_0_q8_0 with AVX512-VNNI on 256 bits: vpsignb ×2, vpdpbusd, cvt and FMA per block.
 static void int8vnni(size_t r0, size_t r1) {
@@ -170,6 +239,7 @@ int main(int argc, char **argv) {
     if (R < (size_t)threads) { fprintf(stderr, "matrix too small\n"); return 2; }
     rounds = megabytes < 50 ? (int)(200 / megabytes) : 1;
     W = mmap(0, R * blocks * BLOCK_BYTES + 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    madvise(W, R * blocks * BLOCK_BYTES + 8192, MADV_HUGEPAGE);
     srand(1);
     for (size_t i = 0; i < R * blocks; i++) {
         uint8_t *b = W + i * BLOCK_BYTES;
@@ -211,13 +281,14 @@ int main(int argc, char **argv) {
         }
         ref16[r] = s16, ref8[r] = s8;
     }
-    enum { K = 4 };
-    const char *names[K] = {"cur", "split", "int8vnni", "stream"};
-    Kernel kernels[K] = {cur, split, int8vnni, stream};
-    const double *refs[K - 1] = {ref16, ref16, ref8};
+    enum { K = 8 };
+    const char *names[K] = {"cur", "cur-t1", "cur-4k", "cur2", "cseg", "split", "int8vnni", "stream"};
+    Kernel kernels[K] = {cur, curT1, cur4k, cur2, cseg, split, int8vnni, stream};
+    const double *refs[K - 1] = {ref16, ref16, 0, ref16, ref16, ref16, ref8};
     printf("%zu x %d Q8_0 (%.1f MB), %d threads, prefetch %d; largest relative error vs double:", R, C, R * blocks * BLOCK_BYTES / 1e6,
            threads, prefetchDistance);
-    for (int k = 0; k + 1 < K; k++) printf(" %s %.1e", names[k], check(kernels[k], refs[k]));
+    for (int k = 0; k + 1 < K; k++)
+        if (refs[k]) printf(" %s %.1e", names[k], check(kernels[k], refs[k]));
     printf("\n");
     double rates[K][64];
     for (int rep = 0; rep < reps; rep++)

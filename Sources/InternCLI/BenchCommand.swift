@@ -67,10 +67,16 @@ struct BenchModelCommand: ParsableCommand {
         let context = (0..<depth).map { _ in Int32(generator.next() % vocab) }
         var bestPrefill = Double.infinity, bestDecode = Double.infinity
         try logits.withUnsafeMutableBufferPointer { out in
-            // One untimed token warms the caches, the pages of the mapping and the thread pool; then the
-            // depth's tokens are prefilled once (untimed) and every measurement truncates back to them.
+            // Untimed warm-up, as llama-bench's: one token (the caches, the pages of the mapping, the thread pool)
+            // and, when prefill is measured, the whole prompt once (so no timed run pays for the first touches of
+            // the prefill's buffers); then the depth's tokens are prefilled once (untimed) and every measurement
+            // truncates back to them.
             try [prompt[0]].withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: out.baseAddress!) }
             cache.reset()
+            if promptTokens > 0 {
+                try prompt.withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: out.baseAddress!) }
+                cache.reset()
+            }
             if depth > 0 {
                 try context.withUnsafeBufferPointer { try model.forward($0, cache: cache, allLogits: false, logits: out.baseAddress!) }
             }

@@ -27,9 +27,10 @@
 // With bf16-rounded activations (`multiplyBFloat16`, the default on AVX512-BF16 hosts, llama.cpp's arithmetic) the
 // two bf16 word vectors of a chunk go straight into `vdpbf16ps` against the activations rounded and permuted once
 // per call into the words' order: no shifts and masks, half the multiply instructions. Exact f32 activations
-// leave the decoding the bound where memory is fast: C prototype, 2 Zen 4 threads, one decode step of
-// internlm2-1_8b's matrices in huge pages (4 alternating steps): 15.7–18.9 Gweights/s exact, 19.8–27.5 rounded,
-// against 14.5–19.7 for plain bf16 with `vdpbf16ps` (llama.cpp's kernel, 2 bytes a weight).
+// leave the decoding the bound where memory is fast: `Benchmarks/packed-bf16/decode-step-bench.c` (one decode
+// step of internlm2-1_8b's matrices in huge pages, 2 Zen 4 threads, 4 steps of every variant in turn): 14.3–16.2
+// Gweights/s exact, 16.6–21.1 rounded, against 13.3–16.0 for plain bf16 with `vdpbf16ps` (llama.cpp's kernel,
+// 2 bytes a weight) and 12.9–14.2 for that in tiles of 4 rows (llama.cpp's tinyBLAS shape).
 // AVX2 (the haswell tier) decodes the same layout in two halves of 32 weights: the 32 code bytes masked for
 // the low nibbles (first half) or shifted right by 4 and masked (second half), `vpshufb`, `vpunpck{l,h}bw`,
 // shift and mask; its f32 vectors are the AVX-512 lanes 0–1 and 2–3, so the permuted activations are the
