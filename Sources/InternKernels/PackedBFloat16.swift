@@ -159,12 +159,8 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
     ) {
         guard tokens > 0 else { return }
         #if INTERNKIT_FMA
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: tokens * cols) { buffer in
-                let permuted = buffer.baseAddress!
-                for t in 0..<tokens { permuteActivations(input + t * cols, into: permuted + t * cols, cols: cols) }
-                let x = UnsafePointer(permuted)
-                let body = { (range: Range<Int>, _: Int) in self.vectorRows(out, x, input, tokens, range) }
-                if let pool { pool.parallelFor(rows, granularity: 4, body) } else { body(0..<rows, 0) }
+            overRows(of: input, tokens: tokens, permutedBy: { permuteActivations($0, into: $1, cols: $2) }, pool: pool) { x, range in
+                self.vectorRows(out, x, input, tokens, range)
             }
         #else
             let body = { (range: Range<Int>, _: Int) in
@@ -182,6 +178,22 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             }
             if let pool { pool.parallelFor(rows, granularity: 4, body) } else { body(0..<rows, 0) }
         #endif
+    }
+
+    /// Decode's frame: each token's activations written by `permute` (`cols` elements a token) into one temporary
+    /// buffer, then `body(x, rows)` over the matrix's rows, in chunks of 4 over the pool's workers when given.
+    @inline(__always)
+    private func overRows<Element>(
+        of input: UnsafePointer<Float>, tokens: Int,
+        permutedBy permute: (UnsafePointer<Float>, UnsafeMutablePointer<Element>, Int) -> Void, pool: ThreadPool?,
+        _ body: (UnsafePointer<Element>, Range<Int>) -> Void
+    ) {
+        withUnsafeTemporaryAllocation(of: Element.self, capacity: tokens * cols) { buffer in
+            let permuted = buffer.baseAddress!
+            for t in 0..<tokens { permute(input + t * cols, permuted + t * cols, cols) }
+            let x = UnsafePointer(permuted)
+            if let pool { pool.parallelFor(rows, granularity: 4) { range, _ in body(x, range) } } else { body(x, 0..<rows) }
+        }
     }
 
     /// out (T, R) = x (T, C) · Wᵀ for prefill (many tokens): `PrefillGEMM.swift`'s GEMM, its weight blocks decoded
@@ -231,12 +243,8 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
     ) {
         #if INTERNKIT_AVX512BF16
             guard tokens > 0 else { return }
-            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: tokens * cols) { buffer in
-                let permuted = buffer.baseAddress!
-                for t in 0..<tokens { permuteActivationsBFloat16(input + t * cols, into: permuted + t * cols, cols: cols) }
-                let x = UnsafeRawPointer(permuted)
-                let body = { (range: Range<Int>, _: Int) in self.bfloat16Rows(out, x, input, tokens, range) }
-                if let pool { pool.parallelFor(rows, granularity: 4, body) } else { body(0..<rows, 0) }
+            overRows(of: input, tokens: tokens, permutedBy: { permuteActivationsBFloat16($0, into: $1, cols: $2) }, pool: pool) { x, range in
+                self.bfloat16Rows(out, UnsafeRawPointer(x), input, tokens, range)
             }
         #else
             preconditionFailure("multiplyBFloat16 needs AVX512-BF16 (bf16PrefillIsVectorized)")
