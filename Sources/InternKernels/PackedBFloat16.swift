@@ -283,7 +283,7 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
     /// `s` plus row `r`'s exceptions times their activations (natural order; rounded to bf16 where
     /// `roundingToBFloat16`), in ascending column order.
     @inline(__always)
-    private func addingExceptions(_ s: Float, _ r: Int, _ x: UnsafePointer<Float>, roundingToBFloat16: Bool = false) -> Float {
+    private func addingExceptions(_ s: Float, _ r: Int, _ x: UnsafePointer<Float>, roundingToBFloat16: Bool) -> Float {
         var s = s
         var e = Int(exceptionStarts[r])
         let end = Int(exceptionStarts[r &+ 1])
@@ -367,28 +367,52 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             _ range: Range<Int>
         ) {
             let table = tableVector
-            let chunks = cols / 64, C = cols, R = rows
-            var r = range.lowerBound
+            let chunks = cols / 64, C = cols
             #if INTERNKIT_AVX512
-                if C > packedOneRowColumns {
-                    while r &+ 4 <= range.upperBound {
-                        let row = UnsafeRawPointer(data) + r &* rowBytes
-                        for t in 0..<T {
-                            let s = packedDot4(row, rowBytes, x + t &* C, chunks, table)
-                            let xt = natural + t &* C, o = out + (t &* R &+ r)
-                            o[0] = addingExceptions(s.0, r, xt)
-                            o[1] = addingExceptions(s.1, r &+ 1, xt)
-                            o[2] = addingExceptions(s.2, r &+ 2, xt)
-                            o[3] = addingExceptions(s.3, r &+ 3, xt)
-                        }
-                        r &+= 4
-                    }
-                }
+                let tiledAbove = packedOneRowColumns
+            #else
+                let tiledAbove = Int.max  // AVX2 runs every row alone (see `packedOneRowColumns`)
             #endif
+            walkRows(out, natural, T, range, tiledAbove: tiledAbove, roundingToBFloat16: false) { row, t in
+                #if INTERNKIT_AVX512
+                    return packedDot4(row, rowBytes, x + t &* C, chunks, table)
+                #else
+                    preconditionFailure("AVX2 runs no tiles")
+                #endif
+            } one: { row, t in
+                packedDot(row, x + t &* C, chunks, table)
+            }
+        }
+
+        /// The row walk of the decode kernels over `range`: tiles of 4 rows (`tile(first row, token)` gives their
+        /// sums) while rows are longer than `tiledAbove` columns, then one row at a time (`one`); each sum plus its
+        /// row's exceptions (their activations rounded to bf16 where `roundingToBFloat16`) into out (T, R).
+        @inline(__always)
+        private func walkRows(
+            _ out: UnsafeMutablePointer<Float>, _ natural: UnsafePointer<Float>, _ T: Int, _ range: Range<Int>,
+            tiledAbove: Int, roundingToBFloat16: Bool, tile: (UnsafeRawPointer, Int) -> (Float, Float, Float, Float),
+            one: (UnsafeRawPointer, Int) -> Float
+        ) {
+            let C = cols, R = rows
+            var r = range.lowerBound
+            if C > tiledAbove {
+                while r &+ 4 <= range.upperBound {
+                    let row = UnsafeRawPointer(data) + r &* rowBytes
+                    for t in 0..<T {
+                        let s = tile(row, t)
+                        let xt = natural + t &* C, o = out + (t &* R &+ r)
+                        o[0] = addingExceptions(s.0, r, xt, roundingToBFloat16: roundingToBFloat16)
+                        o[1] = addingExceptions(s.1, r &+ 1, xt, roundingToBFloat16: roundingToBFloat16)
+                        o[2] = addingExceptions(s.2, r &+ 2, xt, roundingToBFloat16: roundingToBFloat16)
+                        o[3] = addingExceptions(s.3, r &+ 3, xt, roundingToBFloat16: roundingToBFloat16)
+                    }
+                    r &+= 4
+                }
+            }
             while r < range.upperBound {
                 let row = UnsafeRawPointer(data) + r &* rowBytes
                 for t in 0..<T {
-                    out[t &* R &+ r] = addingExceptions(packedDot(row, x + t &* C, chunks, table), r, natural + t &* C)
+                    out[t &* R &+ r] = addingExceptions(one(row, t), r, natural + t &* C, roundingToBFloat16: roundingToBFloat16)
                 }
                 r &+= 1
             }
@@ -401,29 +425,11 @@ public final class PackedBFloat16Matrix: @unchecked Sendable {
             _ out: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer, _ natural: UnsafePointer<Float>, _ T: Int, _ range: Range<Int>
         ) {
             let table = tableVector
-            let chunks = cols / 64, C = cols, R = rows
-            var r = range.lowerBound
-            if C > packedOneRowBFloat16Columns {
-                while r &+ 4 <= range.upperBound {
-                    let row = UnsafeRawPointer(data) + r &* rowBytes
-                    for t in 0..<T {
-                        let s = packedDot4BFloat16(row, rowBytes, x + t &* C &* 2, chunks, table)
-                        let xt = natural + t &* C, o = out + (t &* R &+ r)
-                        o[0] = addingExceptions(s.0, r, xt, roundingToBFloat16: true)
-                        o[1] = addingExceptions(s.1, r &+ 1, xt, roundingToBFloat16: true)
-                        o[2] = addingExceptions(s.2, r &+ 2, xt, roundingToBFloat16: true)
-                        o[3] = addingExceptions(s.3, r &+ 3, xt, roundingToBFloat16: true)
-                    }
-                    r &+= 4
-                }
-            }
-            while r < range.upperBound {
-                let row = UnsafeRawPointer(data) + r &* rowBytes
-                for t in 0..<T {
-                    let s = packedDotBFloat16(row, x + t &* C &* 2, chunks, table)
-                    out[t &* R &+ r] = addingExceptions(s, r, natural + t &* C, roundingToBFloat16: true)
-                }
-                r &+= 1
+            let chunks = cols / 64, C = cols
+            walkRows(out, natural, T, range, tiledAbove: packedOneRowBFloat16Columns, roundingToBFloat16: true) { row, t in
+                packedDot4BFloat16(row, rowBytes, x + t &* C &* 2, chunks, table)
+            } one: { row, t in
+                packedDotBFloat16(row, x + t &* C &* 2, chunks, table)
             }
         }
     #endif
